@@ -1,0 +1,1 @@
+"""The simulated CPU: TLBs, PCID slots, lazy TLB mode, scheduler, IPI handler."""

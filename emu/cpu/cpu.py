@@ -1,0 +1,364 @@
+"""Cpu(i): one simulated CPU with its own TLBs, running the threads placed on it.
+
+Within a window the CPU interleaves its queued events (IPIs, acks, replies from the
+coordinator) with its current thread's actions, in time order. Accesses go through the
+L1 dTLB or iTLB, then the STLB, then a page walk of the rank's page-table replica; a
+missing or insufficient PTE is a page fault sent to the coordinator. Every access
+through a TLB entry is referred to the safety oracle.
+"""
+
+from collections import deque
+
+from emu import protocol as P
+from emu.engine.component import INF, Component
+from emu.hw.tlb_cache import TLBArray, tlb_key
+from emu.mm import tlb as x86
+from emu.oracle import OracleLog, judge
+from emu.workload.patterns import EXEC, READ, WRITE
+
+STATS = ("tlb_shootdowns", "dtlb_load_misses", "dtlb_store_misses", "itlb_load_misses",
+         "nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
+         "nr_tlb_local_flush_one", "tlb_flush_on_switch", "page_faults", "context_switches",
+         "accesses", "ipi_sent", "busy_ns", "idle_ns", "ipi_handler_ns")
+
+YOUNG_REPORT_PAGES = 64          # accessed-bit reports: at least this many pages...
+YOUNG_REPORT_NS = 50_000         # ...or this much simulated time since the last report
+
+
+class Cpu(Component):
+    """A CPU; `cid` equals the Linux CPU number."""
+
+    def __init__(self, cpu: int, coordinator: int, ncpus: int, sc: dict, replica, threads):
+        super().__init__(cpu)
+        m, c = sc["machine"], sc["cost"]
+        self.coordinator, self.ncpus = coordinator, ncpus
+        self.replica = replica
+        self.dtlb = TLBArray(m["dtlb_entries"], m["dtlb_ways"])
+        self.itlb = TLBArray(m["itlb_entries"], m["itlb_ways"])
+        self.stlb = TLBArray(m["stlb_entries"], m["stlb_ways"])
+        self.slots = [[-1, 0, 0] for _ in range(m["pcid_slots"])]  # [mm, tlb_gen, epoch]
+        self.next_asid = 0
+        self.loaded_mm, self.loaded_slot, self.is_lazy = -1, 0, False
+        self.cpumask_bits = 0
+        self.joined_epoch = -10
+        self.cost = c
+        self.walk_ns, self.slice_ns = c["page_walk_ns"], sc["kernel"]["sched_base_slice_ns"]
+        self.mem_ns = (c["dram_access_ns"], c["cxl_access_ns"])
+        self.dram_pages = m["dram_pages"]
+        self.threads = {t.tid: t for t in threads}
+        self.runq = deque(threads)
+        self.current = None
+        self.slice_end = 0
+        self.stats = dict.fromkeys(STATS, 0)
+        self.oracle = OracleLog(sc["oracle"]["max_listed"])
+        self.oracle_on = sc["oracle"]["enabled"]
+        self.pending = {}          # token -> [acks still due, reply-to component, latest ack]
+        self.young: set[int] = set()
+        self.young_sent_at = 0
+        self.live = sum(1 for t in threads if not t.daemon)
+        self.daemons_left = sum(1 for t in threads if t.daemon)
+
+    # -- TLB maintenance (called from mm/tlb.py) ------------------------------------------
+    def flush_slot(self, slot: int) -> None:
+        self.slots[slot][2] += 1
+        self.clock += self.cost["full_flush_ns"]
+
+    def invlpg_range(self, start: int, npages: int) -> None:
+        tag = self._tag()
+        for v in range(start, start + npages):
+            k = tlb_key(tag, v)
+            self.dtlb.invalidate(k, v)
+            self.itlb.invalidate(k, v)
+            self.stlb.invalidate(k, v)
+        self.clock += npages * self.cost["invlpg_ns"]
+
+    def join_cpumask(self, mm: int) -> None:
+        self.cpumask_bits |= 1 << mm
+
+    def leave_cpumask(self, mm: int) -> None:
+        self.cpumask_bits &= ~(1 << mm)
+
+    def switch_to_init_mm(self) -> None:
+        self.leave_cpumask(self.loaded_mm)
+        self.loaded_mm, self.is_lazy = -1, False
+
+    def _tag(self) -> int:
+        s = self.slots[self.loaded_slot]
+        return (self.loaded_slot << 24) | (s[2] & 0xFFFFFF)
+
+    # -- the window -----------------------------------------------------------------------
+    def run_window(self, start: int, end: int) -> None:
+        self.clock = max(self.clock, start)
+        x86.catch_up_after_join(self)
+        if self.daemons_left and not self._anyone_live():
+            self._stop_daemons()
+        while True:
+            ev_t = self._queue[0][0] if self._queue else INF
+            if ev_t <= self.clock:
+                ev = self.pop_event_before(INF)
+                self._handle(ev)
+                continue
+            wake = self._timer()
+            if wake <= self.clock:
+                self._wake_sleepers()
+                continue
+            if self.clock >= end:
+                break
+            limit = min(ev_t, wake, end)
+            th = self.current
+            if th is not None and th.state == "ready":
+                self._run_thread(th, limit)
+            elif th is None and self._ready_thread():
+                self._schedule()
+            else:
+                self._idle_until(limit)
+        if self.young and (len(self.young) >= YOUNG_REPORT_PAGES
+                           or self.clock - self.young_sent_at >= YOUNG_REPORT_NS):
+            self.send(self.coordinator, P.YOUNG, sorted(self.young), self.clock)
+            self.young.clear()
+            self.young_sent_at = self.clock
+
+    def next_time(self) -> int:
+        t = min(self.next_event_time(), self._timer())
+        cur = self.current
+        if (cur is not None and cur.state == "ready") or (cur is None and self._ready_thread()):
+            t = min(t, self.clock)
+        return t
+
+    def _ready_thread(self) -> bool:
+        return any(th.state == "ready" for th in self.runq)
+
+    def publish(self, slots) -> None:
+        slots[P.PUB_LOADED_MM] = self.loaded_mm
+        slots[P.PUB_LAZY] = int(self.is_lazy)
+        slots[P.PUB_CPUMASK] = self.cpumask_bits
+        slots[P.PUB_LIVE] = self.live
+
+    def _anyone_live(self) -> bool:
+        """Whether any CPU had a non-daemon thread left, as published last window."""
+        return self.live > 0 or bool(self.engine.pub[:self.ncpus, P.PUB_LIVE].any())
+
+    def _stop_daemons(self) -> None:
+        for th in self.threads.values():
+            if th.daemon and th.state != "done":
+                if th.state == "kernel":
+                    continue                   # finishes its system call first
+                th.state, th.exit_ns = "done", self.clock
+                self.daemons_left -= 1
+        if self.current is not None and self.current.state == "done":
+            self.current = None
+
+    # -- scheduling -----------------------------------------------------------------------
+    def _timer(self) -> int:
+        t = INF
+        for th in self.threads.values():
+            if th.state == "sleep" and th.wake_at < t:
+                t = th.wake_at
+        return t
+
+    def _wake_sleepers(self) -> None:
+        for th in self.threads.values():
+            if th.state == "sleep" and th.wake_at <= self.clock:
+                th.state = "ready"
+        self._schedule()
+
+    def _idle_until(self, limit: int) -> None:
+        if self.current is None and not self.is_lazy and self.loaded_mm >= 0:
+            self.is_lazy = True               # idle borrows the mm: lazy TLB mode
+        self.stats["idle_ns"] += limit - self.clock
+        self.clock = limit
+
+    def _schedule(self) -> None:
+        """Pick the next ready thread round robin; keep the current one if it is alone;
+        idle (and so lazy) if none is ready. A thread in the kernel keeps its CPU."""
+        cur = self.current
+        if cur is not None and cur.state == "kernel":
+            return
+        for _ in range(len(self.runq)):
+            th = self.runq[0]
+            self.runq.rotate(-1)
+            if th.state == "ready" and th is not cur:
+                self._switch_to(th)
+                return
+        if cur is not None and cur.state != "ready":
+            self.current = None
+
+    def _switch_to(self, th) -> None:
+        self.current = th
+        self.stats["context_switches"] += 1
+        self.clock += self.cost["context_switch_ns"]
+        x86.switch_mm_irqs_off(self, th.mm)
+        self.slice_end = self.clock + self.slice_ns
+
+    def _block(self, th, state: str) -> None:
+        th.state = state
+        if state != "kernel":
+            self._schedule()
+
+    # -- running a thread -----------------------------------------------------------------
+    def _run_thread(self, th, limit: int) -> None:
+        if self.loaded_mm != th.mm or self.is_lazy:
+            x86.switch_mm_irqs_off(self, th.mm)
+        while self.clock < limit and th.state == "ready":
+            if self.clock >= self.slice_end and len(self.runq) > 1:
+                self.slice_end = self.clock + self.slice_ns
+                self._schedule()
+                return
+            act = th.action or th.next_action()
+            kind = act[0]
+            if kind == "touch":
+                if self._touch(th, act, limit):
+                    th.action = None
+            elif kind == "syscall":
+                th.action = None
+                self.clock += self.cost["syscall_ns"]
+                self.send(self.coordinator, P.SYSCALL, (th.tid, act[1], act[2], self.cid),
+                          self.clock)
+                self._block(th, "kernel")
+            elif kind == "sleep":
+                th.action = None
+                th.wake_at = self.clock + act[1]
+                self._block(th, "sleep")
+            elif kind == "tag":
+                th.action = None
+                th.tags.setdefault(act[1], []).append(self.clock)
+            else:  # exit
+                th.state, th.exit_ns, th.action = "done", self.clock, None
+                if th.daemon:
+                    self.daemons_left -= 1
+                else:
+                    self.live -= 1
+                    self.send(self.coordinator, P.THREAD_EXIT, (th.tid, th.mm), self.clock)
+                self._schedule()
+
+    def _touch(self, th, act, limit: int) -> bool:
+        """Run accesses of a touch action until `limit`; True when the action is done."""
+        vpages, kinds, work = act[1], act[2], act[3]
+        single = isinstance(kinds, int)
+        n = len(vpages)
+        access = self._access
+        i = first = th.pos
+        while i < n:
+            if self.clock >= limit or not access(th, vpages[i], kinds if single else kinds[i]):
+                break                          # out of time, or faulted: resume here later
+            self.clock += work
+            i += 1
+        self.stats["accesses"] += i - first
+        th.pos = i
+        return i == n
+
+    def _access(self, th, vpage: int, kind: int) -> bool:
+        """One access through the TLBs; False if it faulted (the thread now waits)."""
+        key = tlb_key(self._tag(), vpage)
+        l1 = self.itlb if kind == EXEC else self.dtlb
+        entry = l1.lookup(key, vpage)
+        if entry is None:
+            entry = self.stlb.lookup(key, vpage)
+            if entry is None:
+                entry = self._walk(th, vpage, kind)
+                if entry is None:
+                    return False
+                self.stlb.insert(key, vpage, entry)
+            l1.insert(key, vpage, entry)
+        pte = entry[0]
+        if kind == WRITE and not pte & 2:
+            l1.invalidate(key, vpage)         # write to a read-only entry: fault
+            self.stlb.invalidate(key, vpage)
+            entry = self._walk(th, vpage, kind)
+            if entry is None:
+                return False
+            self.stlb.insert(key, vpage, entry)
+            l1.insert(key, vpage, entry)
+            pte = entry[0]
+        if self.oracle_on:
+            self.oracle.checked += 1
+            if self.replica.pte[vpage] != pte:
+                verdict = judge(self.replica, vpage, entry, kind == WRITE)
+                if verdict:
+                    self.oracle.record(verdict, self.cid, self.clock, th.mm, vpage, pte >> 2)
+        self.clock += self.mem_ns[0 if (pte >> 2) < self.dram_pages else 1]
+        return True
+
+    def _walk(self, th, vpage: int, kind: int):
+        """Page walk of the replica; on a fault, send it and block the thread."""
+        st = self.stats
+        if kind == READ:
+            st["dtlb_load_misses"] += 1
+        elif kind == WRITE:
+            st["dtlb_store_misses"] += 1
+        else:
+            st["itlb_load_misses"] += 1
+        self.clock += self.walk_ns
+        pte = self.replica.pte[vpage]
+        if pte >= 0 and pte & 1 and (kind != WRITE or pte & 2):
+            self.young.add(vpage)
+            pfn = pte >> 2
+            return (pte, self.replica.vcid[vpage], self.replica.frame_gen[pfn])
+        st["page_faults"] += 1
+        self.clock += self.cost["page_fault_ns"]
+        self.send(self.coordinator, P.FAULT, (th.tid, vpage, kind, self.cid), self.clock)
+        self._block(th, "kernel")
+        return None
+
+    # -- events ---------------------------------------------------------------------------
+    def _handle(self, ev) -> None:
+        kind, payload = ev[4], ev[5]
+        if kind == P.IPI:
+            self._on_ipi(ev[1], payload)
+        elif kind == P.ACK:
+            self._on_ack(payload[0])
+        elif kind == P.REPLY:
+            th = self.threads[payload[0]]
+            if th.state == "done":
+                return
+            th.state = "ready"
+            if self.current is None:
+                self._switch_to(th)
+        elif kind == P.IO_WAIT:
+            th = self.threads[payload[0]]
+            if th.state == "kernel":
+                th.state = "io"
+                self._schedule()
+        elif kind == P.DO_SHOOTDOWN:
+            self._do_shootdown(*payload)
+        elif kind == P.LOCAL_FLUSH:
+            x86.flush_tlb_func(self, *payload, local=True)
+        else:
+            raise RuntimeError(f"CPU {self.cid}: unexpected event kind {kind}")
+
+    def _on_ipi(self, src: int, payload) -> None:
+        token, mm, start, npages, new_gen = payload
+        before = self.clock
+        x86.flush_tlb_func(self, mm, start, npages, new_gen, local=False)
+        self.clock += self.cost["ipi_handler_ns"]
+        self.stats["ipi_handler_ns"] += self.clock - before
+        self.send(src, P.ACK, (token,), self.clock + self.cost["ipi_latency_ns"])
+
+    def _do_shootdown(self, token: int, cpumask, mm: int, start: int, npages: int,
+                      new_gen: int, freed_tables: int) -> None:
+        """Initiator side of native_flush_tlb_multi(): local flush, IPIs, wait for acks."""
+        mask = x86.mm_cpumask(self.engine.pub, mm, self.ncpus) if cpumask is None else cpumask
+        if self.cid in mask and (mm == P.NO_MM or self.loaded_mm == mm):
+            x86.flush_tlb_func(self, mm, start, npages, new_gen, local=True)
+        targets = x86.ipi_targets(self.engine.pub, mask, self.cid, mm, bool(freed_tables))
+        if not targets:
+            self.send(self.coordinator, P.SHOOTDOWN_DONE, (token, 0), self.clock)
+            return
+        self.send_ipis(token, targets, (mm, start, npages, new_gen), self.coordinator)
+
+    def send_ipis(self, token: int, targets, flush, reply_to: int) -> None:
+        st = self.stats
+        st["nr_tlb_remote_flush"] += 1
+        st["ipi_sent"] += len(targets)
+        lat, per = self.cost["ipi_latency_ns"], self.cost["ipi_per_target_ns"]
+        for i, t in enumerate(targets):
+            self.send(t, P.IPI, (token, *flush), self.clock + lat + i * per)
+        self.clock += len(targets) * per
+        self.pending[token] = [len(targets), reply_to, len(targets)]
+
+    def _on_ack(self, token: int) -> None:
+        p = self.pending[token]
+        p[0] -= 1
+        if p[0] == 0:
+            del self.pending[token]
+            self.send(p[1], P.SHOOTDOWN_DONE, (token, p[2]), self.clock)

@@ -1,0 +1,1 @@
+"""The discrete-event engine: components, windows, MPI transport. Knows nothing of memory."""

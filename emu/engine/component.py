@@ -1,0 +1,55 @@
+"""Components exchange timestamped events; each runs its own events in a window.
+
+An event is the tuple (time_ns, src, seq, dst, kind, payload). Simultaneous events are
+ordered by (time, source component, sequence), never by arrival order or rank, so the
+results do not depend on where components are placed (SST's determinism rule).
+"""
+
+import heapq
+
+INF = (1 << 62)
+
+
+class Component:
+    """One simulated entity (a CPU, the coordinator) with its own clock and event queue.
+
+    Events sent during a window take effect no earlier than the next window, whether the
+    destination lives on this rank or another: placement never changes results.
+    """
+
+    def __init__(self, cid: int):
+        self.cid = cid
+        self.clock = 0
+        self._seq = 0
+        self._queue: list[tuple] = []
+        self.engine = None  # set by Engine.add
+
+    # -- sending and receiving ------------------------------------------------------------
+    def send(self, dst: int, kind: int, payload, ts: int) -> None:
+        """Post an event to component `dst`, to be handled at simulated time `ts` or later."""
+        self._seq += 1
+        self.engine.post((ts, self.cid, self._seq, dst, kind, payload))
+
+    def deliver(self, event: tuple) -> None:
+        heapq.heappush(self._queue, event)
+
+    def next_event_time(self) -> int:
+        return self._queue[0][0] if self._queue else INF
+
+    def pop_event_before(self, end: int):
+        """The next queued event with time < end, or None."""
+        if self._queue and self._queue[0][0] < end:
+            return heapq.heappop(self._queue)
+        return None
+
+    # -- to be provided by models ---------------------------------------------------------
+    def run_window(self, start: int, end: int) -> None:
+        """Handle queued events and local activity with times in [start, end)."""
+        raise NotImplementedError
+
+    def next_time(self) -> int:
+        """Earliest simulated time this component has anything to do (INF if none)."""
+        return self.next_event_time()
+
+    def publish(self, slots) -> None:
+        """Write this component's published state (visible to all one window later)."""

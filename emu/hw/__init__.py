@@ -1,0 +1,1 @@
+"""Hardware models: TLB arrays and the cost model."""

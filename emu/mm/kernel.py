@@ -1,0 +1,155 @@
+"""The coordinator's kernel state: what Linux keeps globally, and small helpers on it.
+
+Page tables (in the master replica), mm_structs, the page cache, per-frame folio state,
+LRU lists, the page allocator, vmstat counters and the shootdown policy. The system
+calls, fault handling, reclaim and migration that act on it live in the modules named
+after their kernel files.
+"""
+
+from collections import OrderedDict
+
+from emu import protocol as P
+from emu.mm.mm_types import AddressSpace, Folio, MmStruct
+from emu.mm.page_alloc import PageAllocator
+from emu.mm.replica import FRAME_CID, FRAME_GEN, FRAME_VER, LATEST, MM_GEN, PTE, VCID, \
+    MasterReplica, make_pte, pte_pfn
+from emu.mm.tlb import Shootdown, mm_cpumask
+
+VMSTAT = ("pgfault", "pgmajfault", "pgalloc", "pgfree", "allocstall", "pgscan_kswapd",
+          "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pgdemote_kswapd",
+          "pgdemote_direct", "pgpromote_success", "pgmigrate_success", "pgmigrate_fail",
+          "numa_hint_faults", "numa_pte_updates", "pgactivate", "pgdeactivate",
+          "kswapd_wakeups", "nr_tlb_remote_flush_kswapd", "thp_none")
+
+# Where shootdowns come from, for the report's breakdown
+SOURCES = ("munmap", "madvise", "mprotect", "mmap", "truncate", "reclaim", "demotion",
+           "promotion", "numa_scan", "migrate", "luf_takeoff", "luf_hook",
+           "batched_pending", "other")
+
+
+class Kernel:
+    """Global memory-management state owned by the coordinator."""
+
+    def __init__(self, sc: dict, layout, ncpus: int, coordinator):
+        self.sc, self.layout, self.ncpus, self.coord = sc, layout, ncpus, coordinator
+        self.cfg, self.cost = sc["kernel"], sc["cost"]
+        self.flush_ceiling = self.cost["tlb_single_page_flush_ceiling"]
+        self.R = MasterReplica(layout, len(layout.mm_names))
+        self.mms = [MmStruct(m, name, [v for v in layout.vmas if v.mm == m])
+                    for m, name in enumerate(layout.mm_names)]
+        self.files = [AddressSpace(i, n) for i, n in enumerate(layout.file_names)]
+        self.folios = [Folio(pfn) for pfn in range(layout.nr_frames)]
+        self.alloc = PageAllocator(layout, ncpus, self.cfg)
+        self.nodes = len(self.alloc.nodes)
+        # per node: LRU lists, OrderedDict used as an ordered set (oldest first)
+        self.lru = [{(kind, t): OrderedDict() for kind in ("active", "inactive")
+                     for t in ("file", "anon")} for _ in range(self.nodes)]
+        self.young = bytearray(layout.nr_vpages)       # PTE accessed bits (reported)
+        self.vma_of = [None] * layout.nr_vpages
+        self.mm_of = [0] * layout.nr_vpages
+        for v in layout.vmas:
+            for vp in range(v.start, v.start + v.pages):
+                if v.mapped or self.vma_of[vp] is None:
+                    self.vma_of[vp] = v
+                self.mm_of[vp] = v.mm
+        self.vma_mapped = {id(v): v.mapped for v in layout.vmas}
+        self.vma_prot = {id(v): v.prot for v in layout.vmas}
+        self.vmstat = dict.fromkeys(VMSTAT, 0)
+        self.shootdown_sources = dict.fromkeys(SOURCES, 0)   # flush requests with IPIs
+        self.ipis_by_source = dict.fromkeys(SOURCES, 0)
+        self.policy = None
+        self.kswapd_awake = [False] * self.nodes
+        self.pages_under_io = {}       # cid -> True while its read is in flight
+        self.numa_rate_window, self.numa_rate_pages = -1, 0
+
+    # -- mm_cpumask and tlb_gen ------------------------------------------------------------
+    def cpumask(self, mm: int) -> list[int]:
+        return mm_cpumask(self.coord.engine.pub, mm, self.ncpus)
+
+    def inc_mm_tlb_gen(self, mm: int) -> int:
+        gen = self.R.mm_gen[mm] + 1
+        self.R.set(MM_GEN, mm, gen)
+        return gen
+
+    def shootdown(self, task, cpumask, mm, start, npages, new_gen, freed, source=None):
+        """Flush the given CPUs (None: mm_cpumask) from `task`'s CPU and wait for acks."""
+        mask = self.cpumask(mm) if cpumask is None else cpumask
+        if not any(c != task.cpu for c in mask):
+            if task.cpu in mask:      # only the initiator: a local flush, no IPI, no wait
+                self.coord.local_flush(task, mm, start, npages, new_gen)
+            return
+        self.shootdown_sources[source or task.source or "other"] += 1
+        yield Shootdown(mask, mm, start, npages, new_gen, freed)
+
+    # -- page tables, reverse map, contents ------------------------------------------------
+    def set_pte(self, vpage: int, pte: int) -> None:
+        self.R.set(PTE, vpage, pte)
+
+    def map_page(self, vpage: int, pfn: int, writable: bool) -> None:
+        self.set_pte(vpage, make_pte(pfn, writable))
+        self.folios[pfn].mapcount.append(vpage)
+
+    def unmap_pte(self, vpage: int) -> int:
+        """Clear one PTE; returns the old PTE value (-1 if there was none)."""
+        pte = self.R.pte[vpage]
+        if pte >= 0:
+            self.set_pte(vpage, -1)
+            self.folios[pte_pfn(pte)].mapcount.remove(vpage)
+            self.young[vpage] = 0
+        return pte
+
+    def set_vcid(self, vpage: int, cid: int) -> None:
+        self.R.set(VCID, vpage, cid)
+
+    def place_content(self, pfn: int, cid: int) -> None:
+        """The frame now holds the newest version of content `cid`."""
+        self.R.set(FRAME_CID, pfn, cid)
+        self.R.set(FRAME_VER, pfn, self.R.latest[cid])
+
+    def new_version(self, cid: int, pfn: int = -1) -> None:
+        """Content `cid` changes (written, or replaced); the frame holding it follows."""
+        self.R.set(LATEST, cid, self.R.latest[cid] + 1)
+        if pfn >= 0:
+            self.R.set(FRAME_VER, pfn, self.R.latest[cid])
+
+    # -- LRU ------------------------------------------------------------------------------
+    def lru_add(self, pfn: int, active: bool = False) -> None:
+        f = self.folios[pfn]
+        f.lru = "active" if active else "inactive"
+        self.lru[self.layout.node_of(pfn)][(f.lru, "anon" if f.anon else "file")][pfn] = None
+
+    def lru_del(self, pfn: int) -> None:
+        f = self.folios[pfn]
+        if f.lru:
+            del self.lru[self.layout.node_of(pfn)][(f.lru, "anon" if f.anon else "file")][pfn]
+            f.lru = ""
+
+    # -- frames ---------------------------------------------------------------------------
+    def free_folio(self, pfn: int, cpu: int) -> None:
+        """Return a frame to the allocator; its content stays until it is reused."""
+        f = self.folios[pfn]
+        self.lru_del(pfn)
+        if f.file >= 0:
+            self.files[f.file].pages.pop(f.index, None)
+        f.referenced = f.exec = False
+        f.mapcount = []
+        f.numa_scan_ns = -1
+        self.R.set(FRAME_GEN, pfn, self.R.frame_gen[pfn] + 1)
+        if self.cfg["init_on_free"]:
+            self.R.set(FRAME_CID, pfn, -1)
+        pending = self.policy.free_pending(f)
+        for moved in self.alloc.give(self.layout.node_of(pfn), cpu, pfn, pending):
+            self.policy.page_on_buddy(moved)
+        self.vmstat["pgfree"] += 1
+
+    def wake_kswapd(self, node: int) -> None:
+        if not self.kswapd_awake[node]:
+            self.kswapd_awake[node] = True
+            self.vmstat["kswapd_wakeups"] += 1
+            self.coord.runner.notify(("kswapd", node), self.coord.now)
+
+    def node_send(self, cpu: int, kind: int, payload, t: int) -> None:
+        self.coord.send(cpu, kind, payload, t)
+
+
+__all__ = ["Kernel", "P"]

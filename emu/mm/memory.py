@@ -1,0 +1,130 @@
+"""mm/memory.c: page faults and zapping page ranges.
+
+handle_mm_fault() dispatches on the PTE: a NUMA hint or migration entry, a write to a
+read-only entry (do_wp_page / page_mkwrite), or no entry (anonymous page, page-cache
+read with fault-around, write to a shared file page, copy-on-write of a private one).
+"""
+
+from emu.engine.process import Delay, Wait
+from emu.errors import EmuError
+from emu.mm import filemap, numa_balancing
+from emu.mm.page_alloc import alloc_pages
+from emu.mm.replica import make_pte, pte_pfn, pte_write
+from emu.workload.patterns import WRITE
+
+
+def vma_writable(k, vma) -> bool:
+    return "w" in k.vma_prot[id(vma)]
+
+
+def handle_mm_fault(k, task, vpage: int, access: int):
+    k.vmstat["pgfault"] += 1
+    vma = k.vma_of[vpage]
+    if not k.vma_mapped[id(vma)] or k.vma_prot[id(vma)] == "none":
+        raise EmuError(f"a thread of '{k.mms[vma.mm].name}' touched '{vma.name}', which is "
+                       "not mapped or PROT_NONE at that time (segmentation fault)", "scenario")
+    pte = k.R.pte[vpage]
+    if pte >= 0 and not pte & 1:
+        folio = k.folios[pte_pfn(pte)]
+        if folio.locked:                       # migration entry: wait, then retry
+            yield Wait(("migration", folio.pfn))
+            return
+        yield from numa_balancing.do_numa_page(k, task, vpage, pte)
+        return
+    if access == WRITE and not vma_writable(k, vma):
+        raise EmuError(f"a thread of '{k.mms[vma.mm].name}' wrote to read-only mapping "
+                       f"'{vma.name}' (segmentation fault)", "scenario")
+    if pte >= 0:
+        if access == WRITE and not pte_write(pte):
+            yield from do_wp_page(k, task, vma, vpage, pte)
+        return                                 # otherwise spurious: the replica caught up
+    if vma.kind == "anon":
+        yield from do_anonymous_page(k, task, vma, vpage)
+    elif access == WRITE and not vma.shared:
+        yield from do_cow_fault(k, task, vma, vpage)
+    else:
+        yield from filemap.filemap_fault(k, task, vma, vpage, access == WRITE)
+
+
+def make_writable(k, task, vma, vpage: int, pfn: int):
+    """A PTE becomes writable: the policy's write-fault hook first, then the content
+    may change from now on (a new version for the oracle)."""
+    mm = k.mms[vma.mm]
+    yield from k.policy.write_fault(task, mm, k.folios[pfn])
+    k.unmap_pte(vpage)
+    k.map_page(vpage, pfn, True)
+    k.young[vpage] = 1
+    k.new_version(k.folios[pfn].cid, pfn)
+
+
+def do_wp_page(k, task, vma, vpage: int, pte: int):
+    if vma.kind != "anon" and not vma.shared:
+        yield from do_cow_fault(k, task, vma, vpage)
+        return
+    yield from make_writable(k, task, vma, vpage, pte_pfn(pte))
+
+
+def do_anonymous_page(k, task, vma, vpage: int):
+    pfn = yield from alloc_pages(k, task)
+    yield Delay(k.cost["migrate_copy_ns"])     # clear_page()
+    cid = k.layout.anon_cid(vpage)
+    k.new_version(cid)
+    folio = k.folios[pfn]
+    folio.cid, folio.anon, folio.file = cid, True, -1
+    k.place_content(pfn, cid)
+    writable = vma_writable(k, vma)
+    if writable:
+        yield from k.policy.write_fault(task, k.mms[vma.mm], folio)
+    k.map_page(vpage, pfn, writable)
+    k.young[vpage] = 1
+    k.lru_add(pfn)
+
+
+def do_cow_fault(k, task, vma, vpage: int):
+    """Write to a private file mapping: copy the file page into a new anonymous page."""
+    old = k.R.pte[vpage]
+    if old < 0:
+        yield from filemap.filemap_fault(k, task, vma, vpage, False)
+    pfn = yield from alloc_pages(k, task)
+    yield Delay(k.cost["migrate_copy_ns"])
+    cid = k.layout.anon_cid(vpage)
+    k.new_version(cid)
+    folio = k.folios[pfn]
+    folio.cid, folio.anon, folio.file = cid, True, -1
+    k.place_content(pfn, cid)
+    yield from k.policy.write_fault(task, k.mms[vma.mm], folio)
+    had = k.unmap_pte(vpage)
+    k.set_vcid(vpage, cid)
+    k.map_page(vpage, pfn, True)
+    k.young[vpage] = 1
+    k.lru_add(pfn)
+    if had >= 0:                               # the old read-only entry must go
+        from emu.mm.tlb import flush_tlb_mm_range
+        yield from flush_tlb_mm_range(k, task, vma.mm, vpage, 1, False)
+
+
+def zap_page_range(k, vma, first: int, npages: int) -> tuple[list[int], int, int]:
+    """zap_pte_range(): clear PTEs; return (anonymous frames to free after the flush,
+    lowest and highest vpage actually cleared, or -1 if none was present)."""
+    to_free, lo, hi = [], -1, -1
+    for vp in range(first, first + npages):
+        pte = k.unmap_pte(vp)
+        if pte < 0:
+            continue
+        lo = vp if lo < 0 else lo
+        hi = vp
+        folio = k.folios[pte_pfn(pte)]
+        if folio.anon and not folio.mapcount:
+            to_free.append(folio.pfn)
+    return to_free, lo, hi
+
+
+def populate(k, task, vma):
+    """MAP_POPULATE: fault every page in (reads; writes for writable anonymous memory)."""
+    access = WRITE if vma.kind == "anon" and vma_writable(k, vma) else 0
+    for vp in range(vma.start, vma.start + vma.pages):
+        if k.R.pte[vp] < 0:
+            yield from handle_mm_fault(k, task, vp, access)
+
+
+__all__ = ["handle_mm_fault", "zap_page_range", "populate", "make_pte"]

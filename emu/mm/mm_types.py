@@ -1,0 +1,42 @@
+"""include/linux/mm_types.h: mm_struct, address_space and per-frame state."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class MmStruct:
+    """One process's address space: VMAs, flush generation, batched-flush bookkeeping."""
+    id: int
+    name: str
+    vmas: list                       # VmaLayout of this mm, in address order
+    threads: list = field(default_factory=list)   # (tid, cpu)
+    tlb_flush_batched_pending: int = 0   # mm->tlb_flush_batched: pending ...
+    tlb_flush_batched_flushed: int = 0   # ... and flushed halves
+    numa_scan_offset: int = 0
+    luf: object = None               # policy state folded into the mm (LUF)
+
+
+@dataclass
+class AddressSpace:
+    """A file's page cache."""
+    id: int
+    name: str
+    pages: dict = field(default_factory=dict)    # index -> pfn
+    nrpages: int = 0
+    luf: object = None
+
+
+@dataclass
+class Folio:
+    """Per-frame state the kernel keeps in struct page/folio (order-0 only)."""
+    pfn: int
+    cid: int = -1                    # content: file page or anonymous page
+    anon: bool = True
+    file: int = -1
+    index: int = 0
+    mapcount: list = field(default_factory=list)   # vpages mapping it (reverse map)
+    lru: str = ""                    # "", "active", "inactive"
+    referenced: bool = False         # PG_referenced
+    locked: bool = False             # under migration
+    exec: bool = False               # mapped executable (protected from deactivation)
+    numa_scan_ns: int = -1           # when the NUMA scanner last made it PROT_NONE

@@ -1,0 +1,32 @@
+"""mm/mprotect.c: change_protection(). Removing write (or all) access needs a flush;
+adding write access to anonymous pages does not (x86 pte_needs_flush())."""
+
+from emu.mm.replica import make_pte, pte_pfn, pte_write
+from emu.mm.tlb import flush_tlb_mm_range
+
+
+def do_mprotect(k, task, vma, prot_bits: int):
+    mm = k.mms[vma.mm]
+    yield from k.policy.flush_tlb_batched_pending(task, mm)
+    yield from k.policy.mm_change(task, mm)
+    write, access = bool(prot_bits & 2), bool(prot_bits & 1)
+    k.vma_prot[id(vma)] = {0: "none", 1: "r", 3: "rw", 5: "rx"}[prot_bits]
+    lo = hi = -1
+    for vp in range(vma.start, vma.start + vma.pages):
+        pte = k.R.pte[vp]
+        if pte < 0 or k.folios[pte_pfn(pte)].locked:
+            continue
+        pfn, was_w = pte_pfn(pte), pte_write(pte)
+        new_w = write and (was_w or vma.kind == "anon")
+        new = make_pte(pfn, new_w, access and bool(pte & 1))
+        if new == pte:
+            continue
+        k.set_pte(vp, new)
+        if (was_w and not new_w) or (pte & 1 and not new & 1):
+            lo = vp if lo < 0 else lo
+            hi = vp
+        elif new_w and not was_w:
+            k.new_version(k.folios[pfn].cid, pfn)
+    if lo >= 0:
+        task.source = "mprotect"
+        yield from flush_tlb_mm_range(k, task, vma.mm, lo, hi - lo + 1, False)

@@ -1,0 +1,73 @@
+"""Page tables and frame state as every rank sees them, one window late.
+
+The coordinator owns the authoritative copy (a MasterReplica) and logs each change;
+once per window the log is broadcast through shared memory and every rank applies it
+to its own Replica. CPUs walk their rank's replica on a TLB miss instead of paying a
+round trip to the coordinator, and the safety oracle reads frame state from it.
+
+PTE encoding: -1 none; otherwise (pfn << 2) | writable << 1 | accessible, where a
+present but inaccessible entry is a NUMA hint (PROT_NONE) or migration entry.
+"""
+
+import numpy as np
+
+PTE, VCID, FRAME_CID, FRAME_VER, FRAME_GEN, LATEST, MM_GEN = range(7)
+NO_PTE = -1
+
+
+def make_pte(pfn: int, writable: bool, accessible: bool = True) -> int:
+    return (pfn << 2) | (2 if writable else 0) | (1 if accessible else 0)
+
+
+def pte_pfn(pte: int) -> int:
+    return pte >> 2
+
+
+def pte_write(pte: int) -> bool:
+    return pte >= 0 and bool(pte & 2)
+
+
+def pte_accessible(pte: int) -> bool:
+    return pte >= 0 and bool(pte & 1)
+
+
+class Replica:
+    """Flat lists indexed by vpage, frame, content id and mm (fast scalar reads)."""
+
+    def __init__(self, layout, nr_mms: int):
+        V, F, C = layout.nr_vpages, layout.nr_frames, layout.nr_cids
+        self.arrays = [
+            [NO_PTE] * V,   # PTE
+            [-1] * V,       # VCID: content the address is mapped to (-1: unmapped)
+            [-1] * F,       # FRAME_CID: content held by the frame (kept when freed)
+            [0] * F,        # FRAME_VER: version of that content in the frame
+            [0] * F,        # FRAME_GEN: bumped each time the frame is freed
+            [0] * C,        # LATEST: newest version of each content
+            [1] * nr_mms,   # MM_GEN: mm->context.tlb_gen
+        ]
+        (self.pte, self.vcid, self.frame_cid, self.frame_ver, self.frame_gen,
+         self.latest, self.mm_gen) = self.arrays
+
+    def apply(self, blob: bytes) -> None:
+        if not blob:
+            return
+        arrays = self.arrays
+        for a, i, v in np.frombuffer(blob, dtype=np.int64).reshape(-1, 3).tolist():
+            arrays[a][i] = v
+
+
+class MasterReplica(Replica):
+    """The coordinator's authoritative copy; every change is logged for the others."""
+
+    def __init__(self, layout, nr_mms: int):
+        super().__init__(layout, nr_mms)
+        self._log: list[int] = []
+
+    def set(self, array: int, index: int, value: int) -> None:
+        self.arrays[array][index] = value
+        self._log += (array, index, value)
+
+    def take_log(self) -> bytes:
+        data = np.array(self._log, dtype=np.int64).tobytes()
+        self._log = []
+        return data

@@ -1,0 +1,143 @@
+"""arch/x86/mm/tlb.c: who receives a shootdown IPI, and what a CPU flushes.
+
+Initiator side: flush_tlb_mm_range() turns a range into a flush request; the targets
+are mm_cpumask(mm) minus the initiator, filtered by should_flush_tlb() (lazy CPUs are
+skipped unless page tables were freed). Target side: flush_tlb_func() compares the
+CPU's per-ASID tlb_gen with the mm's and does nothing, a per-page INVLPG, or a full
+flush. switch_mm_irqs_off() picks one of the 6 PCID slots and flushes a stale one.
+
+The CPU-side functions take the Cpu component; mm_cpumask and lazy state of other CPUs
+come from the state they published one window ago (see docs/design.md).
+"""
+
+from emu.protocol import FULL, NO_MM, PUB_CPUMASK, PUB_LAZY, PUB_LOADED_MM
+
+
+def flush_npages(npages: int, ceiling: int) -> int:
+    """A range of more than tlb_single_page_flush_ceiling pages becomes a full flush."""
+    return FULL if npages > ceiling else npages
+
+
+def mm_cpumask(pub, mm: int, ncpus: int) -> list[int]:
+    """CPUs whose published state says they are in mm_cpumask(mm)."""
+    bit = 1 << mm
+    return [c for c in range(ncpus) if int(pub[c, PUB_CPUMASK]) & bit]
+
+
+def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool) -> bool:
+    """The IPI filter of native_flush_tlb_multi()/should_flush_tlb()."""
+    if freed_tables:
+        return True                      # on_each_cpu_mask: lazy CPUs too
+    if int(pub[cpu, PUB_LAZY]):
+        return False                     # flushes at its next switch instead
+    if mm == NO_MM:
+        return True                      # batched flush: every non-lazy CPU in the mask
+    return int(pub[cpu, PUB_LOADED_MM]) == mm
+
+
+def ipi_targets(pub, cpumask, initiator: int, mm: int, freed_tables: bool) -> list[int]:
+    return [c for c in cpumask if c != initiator and should_flush_tlb(pub, c, mm, freed_tables)]
+
+
+# -- target side ------------------------------------------------------------------------
+def flush_tlb_func(cpu, mm: int, start: int, npages: int, new_gen: int, local: bool) -> None:
+    """Flush on `cpu` as x86 flush_tlb_func() does; count the vmstat events."""
+    st = cpu.stats
+    if not local:
+        st["tlb_shootdowns"] += 1
+        st["nr_tlb_remote_flush_received"] += 1
+    if mm != NO_MM and mm != cpu.loaded_mm:
+        cpu.leave_cpumask(mm)            # left in the mask of an mm it no longer runs
+        return
+    if cpu.loaded_mm < 0:
+        return                           # init_mm: no user entries
+    if cpu.is_lazy:
+        cpu.switch_to_init_mm()          # lazy: drop the borrowed mm instead of flushing
+        return
+    slot = cpu.slots[cpu.loaded_slot]
+    local_gen = slot[1]
+    if new_gen and new_gen <= local_gen:
+        return
+    mm_gen = max(cpu.replica.mm_gen[cpu.loaded_mm], new_gen)
+    if local_gen == mm_gen:
+        return
+    if npages != FULL and new_gen == local_gen + 1 and new_gen == mm_gen:
+        cpu.invlpg_range(start, npages)
+        if local:
+            st["nr_tlb_local_flush_one"] += npages
+    else:
+        cpu.flush_slot(cpu.loaded_slot)
+        if local:
+            st["nr_tlb_local_flush_all"] += 1
+    slot[1] = mm_gen
+
+
+def switch_mm_irqs_off(cpu, mm: int) -> None:
+    """Load `mm` on `cpu`: reuse its PCID slot if current, else flush or take a new slot."""
+    epoch = cpu.engine.epoch
+    if cpu.loaded_mm == mm:
+        if cpu.is_lazy:                  # leaving lazy mode: catch up if behind
+            cpu.is_lazy = False
+            cpu.joined_epoch = epoch
+            slot = cpu.slots[cpu.loaded_slot]
+            gen = cpu.replica.mm_gen[mm]
+            if slot[1] < gen:
+                cpu.flush_slot(cpu.loaded_slot)
+                cpu.stats["tlb_flush_on_switch"] += 1
+                slot[1] = gen
+        return
+    cpu.join_cpumask(mm)
+    gen = cpu.replica.mm_gen[mm]
+    for i, slot in enumerate(cpu.slots):
+        if slot[0] == mm:
+            need_flush = slot[1] < gen
+            break
+    else:
+        i = cpu.next_asid
+        cpu.next_asid = (i + 1) % len(cpu.slots)
+        slot = cpu.slots[i]
+        slot[0] = mm
+        need_flush = True
+    if need_flush:
+        cpu.flush_slot(i)
+        slot[1] = gen
+        cpu.stats["tlb_flush_on_switch"] += 1
+    cpu.loaded_mm, cpu.loaded_slot, cpu.is_lazy = mm, i, False
+    cpu.joined_epoch = epoch
+
+
+def catch_up_after_join(cpu) -> None:
+    """Window-lag guard (docs/design.md): a CPU that joined its mm in the last window may
+    have been missed by a flush whose generation it could not yet see; flush if behind."""
+    if cpu.loaded_mm < 0 or cpu.is_lazy or cpu.joined_epoch < cpu.engine.epoch - 1:
+        return
+    slot = cpu.slots[cpu.loaded_slot]
+    gen = cpu.replica.mm_gen[cpu.loaded_mm]
+    if slot[1] < gen:
+        cpu.flush_slot(cpu.loaded_slot)
+        cpu.stats["tlb_flush_on_switch"] += 1
+        slot[1] = gen
+
+
+# -- initiator side, run by the coordinator's kernel tasks -------------------------------
+class Shootdown:
+    """A request from a kernel task: flush `cpumask` (None: mm_cpumask(mm)) and wait."""
+
+    __slots__ = ("cpumask", "mm", "start", "npages", "new_gen", "freed_tables")
+
+    def __init__(self, cpumask, mm, start, npages, new_gen, freed_tables):
+        self.cpumask, self.mm, self.start, self.npages = cpumask, mm, start, npages
+        self.new_gen, self.freed_tables = new_gen, freed_tables
+
+
+def flush_tlb_mm_range(k, task, mm: int, start: int, npages: int, freed_tables: bool):
+    """flush_tlb_mm_range(): bump the mm's tlb_gen, IPI the CPUs that may cache it."""
+    new_gen = k.inc_mm_tlb_gen(mm)
+    npages = flush_npages(npages, k.flush_ceiling)
+    if npages == FULL:
+        start = 0
+    yield from k.shootdown(task, None, mm, start, npages, new_gen, freed_tables)
+
+
+def flush_tlb_mm(k, task, mm: int):
+    yield from flush_tlb_mm_range(k, task, mm, 0, FULL, False)

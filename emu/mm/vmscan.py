@@ -1,0 +1,145 @@
+"""mm/vmscan.c: LRU aging, shrink_folio_list(), kswapd and direct reclaim.
+
+Reclaim isolates up to SWAP_CLUSTER_MAX folios from the tail of the inactive lists.
+A folio whose PTEs were referenced is activated (or given a second chance once); an
+unreferenced one is demoted to the CXL node when demotion is on, or unmapped with the
+flush batched and freed after one try_to_unmap_flush(). With swap off, anonymous
+folios can only be demoted. kswapd reclaims from the low to the high watermark.
+"""
+
+from emu.engine.process import Delay, Wait
+from emu.mm.page_alloc import WMARK_HIGH
+from emu.policy.base import TlbUbc
+
+SCAN_COST_NS = 100      # assumed per-folio cost of the reclaim scan (rmap walk, checks)
+
+
+def can_demote(k, node: int) -> bool:
+    return k.cfg["demotion"] and node == 0 and k.nodes > 1
+
+
+def folio_referenced(k, folio) -> int:
+    """Count and clear the accessed bits of the folio's PTEs (no flush on x86)."""
+    n = 0
+    for vp in folio.mapcount:
+        if k.young[vp]:
+            n += 1
+            k.young[vp] = 0
+    return n
+
+
+def shrink_active_list(k, node: int, kind: str, nr: int) -> None:
+    """Deactivate the oldest active folios; referenced executable ones stay active."""
+    active = k.lru[node][("active", kind)]
+    for pfn in list(active)[:nr]:
+        folio = k.folios[pfn]
+        if folio_referenced(k, folio) and folio.exec:
+            active.move_to_end(pfn)
+            continue
+        k.lru_del(pfn)
+        folio.referenced = False
+        k.lru_add(pfn)
+        k.vmstat["pgdeactivate"] += 1
+
+
+def inactive_is_low(k, node: int, kind: str) -> bool:
+    lists = k.lru[node]
+    return len(lists[("inactive", kind)]) < len(lists[("active", kind)])
+
+
+def isolate(k, node: int, nr: int) -> list[int]:
+    kinds = ["file"]
+    if k.cfg["swap"] or can_demote(k, node):
+        kinds.append("anon")
+    for kind in kinds:
+        if inactive_is_low(k, node, kind):
+            shrink_active_list(k, node, kind, nr)
+    out = []
+    for kind in kinds:
+        lst = k.lru[node][("inactive", kind)]
+        for pfn in list(lst)[:nr - len(out)]:
+            if not k.folios[pfn].locked:
+                k.lru_del(pfn)                 # isolated: off the LRU while we work
+                out.append(pfn)
+        if len(out) >= nr:
+            break
+    return out
+
+
+def shrink_node(k, task, node: int, kswapd: bool):
+    """One shrink_inactive_list() round; returns the number of folios reclaimed."""
+    from emu.mm.migrate import migrate_pages_batch
+    from emu.mm.rmap import try_to_unmap
+
+    scan, steal = ("pgscan_kswapd", "pgsteal_kswapd") if kswapd else \
+        ("pgscan_direct", "pgsteal_direct")
+    isolated = isolate(k, node, k.cfg["swap_cluster_max"])
+    k.vmstat[scan] += len(isolated)
+    batch, to_free, demote = TlbUbc(), [], []
+    for pfn in isolated:
+        folio = k.folios[pfn]
+        if folio_referenced(k, folio):
+            if folio.referenced or folio.exec or folio.anon:
+                k.lru_add(pfn, active=True)
+                k.vmstat["pgactivate"] += 1
+            else:
+                folio.referenced = True        # second chance: rotate
+                k.lru_add(pfn)
+            continue
+        if can_demote(k, node):
+            demote.append(pfn)
+            continue
+        if folio.anon and not k.cfg["swap"]:
+            k.lru_add(pfn, active=True)
+            continue
+        task.source = "reclaim"
+        yield from try_to_unmap(k, task, batch, pfn)
+        to_free.append(pfn)
+    reclaimed = 0
+    if demote:
+        task.source = "demotion"
+        done, failed = yield from migrate_pages_batch(k, task, demote, 1,
+                                                      "pgdemote_kswapd" if kswapd
+                                                      else "pgdemote_direct")
+        reclaimed += done
+        for pfn in failed:                     # demotion target full: reclaim instead
+            folio = k.folios[pfn]
+            if folio.anon:
+                k.lru_add(pfn, active=True)
+                continue
+            task.source = "reclaim"
+            yield from try_to_unmap(k, task, batch, pfn)
+            to_free.append(pfn)
+    task.source = "reclaim"
+    yield from k.policy.try_to_unmap_flush(task, batch)
+    for pfn in to_free:
+        folio = k.folios[pfn]
+        if folio.mapcount or folio.locked:     # faulted back in meanwhile: keep it
+            yield from k.policy.folio_not_freed(task, batch, folio)
+            k.lru_add(pfn)
+            continue
+        k.free_folio(pfn, task.cpu)
+        reclaimed += 1
+    k.vmstat[steal] += reclaimed
+    yield Delay(SCAN_COST_NS * max(1, len(isolated)))
+    return reclaimed
+
+
+def kswapd(k, task, node: int):
+    """balance_pgdat(): sleep until woken, then reclaim until the high watermark."""
+    while True:
+        yield Wait(("kswapd", node))
+        stalls = 0
+        while not k.alloc.watermark_ok(node, WMARK_HIGH) and stalls < 4:
+            got = yield from shrink_node(k, task, node, kswapd=True)
+            stalls = 0 if got else stalls + 1
+        k.kswapd_awake[node] = False
+
+
+def try_to_free_pages(k, task, node: int):
+    """Direct reclaim in the allocating task's context (its CPU sends the IPIs)."""
+    for n in [node] + [x for x in range(k.nodes) if x != node]:
+        got = yield from shrink_node(k, task, n, kswapd=False)
+        if got:
+            return got
+    return 0

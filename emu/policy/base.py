@@ -1,0 +1,111 @@
+"""The policy interface: the hook points where the kernel flushes, defers or checks.
+
+The memory-management code calls these at the same places the kernel calls its own
+hooks: batched unmap (rmap.c set_tlb_ubc_flush_pending / try_to_unmap_flush), free of
+an unmapped page, page take-off from the allocator, write fault / mkwrite, buffered
+write and truncate of a file, and munmap/mprotect/madvise on an mm
+(flush_tlb_batched_pending). Generator hooks may yield shootdowns.
+"""
+
+from dataclasses import dataclass, field
+
+from emu.mm.tlb import flush_tlb_mm
+from emu.protocol import FULL, NO_MM
+
+
+@dataclass
+class TlbUbc:
+    """struct tlbflush_unmap_batch: CPUs to flush before the unmapped pages are freed."""
+    cpumask: set = field(default_factory=set)
+    writable: bool = False
+    flush_required: bool = False
+    folio_ro: set = field(default_factory=set)       # this folio's read-only deferrals
+    folio_writable: bool = False
+    luf_cpumask: set = field(default_factory=set)    # LUF: read-only folios' CPUs
+    luf_folios: list = field(default_factory=list)
+
+
+class ShootdownPolicy:
+    """Vanilla behaviour at every hook; subclasses change what they must."""
+
+    name = "base"
+
+    def __init__(self, kernel):
+        self.k = kernel
+        self.stats: dict[str, int] = {}
+
+    # -- rmap.c ---------------------------------------------------------------------------
+    def should_defer_flush(self, mm, cpu: int) -> bool:
+        """arch_tlbbatch_should_defer(): only if another CPU is in mm_cpumask."""
+        return any(c != cpu for c in self.k.cpumask(mm.id))
+
+    def set_tlb_ubc_flush_pending(self, batch: TlbUbc, mm, writable: bool) -> None:
+        """One PTE of the folio being unmapped was cleared with its flush deferred."""
+        k = self.k
+        k.inc_mm_tlb_gen(mm.id)
+        if writable:
+            batch.cpumask.update(k.cpumask(mm.id))
+        else:
+            batch.folio_ro.update(k.cpumask(mm.id))
+        batch.folio_writable |= writable
+        batch.writable |= writable
+        batch.flush_required = True
+        mm.tlb_flush_batched_pending += 1
+
+    def folio_unmapped(self, batch: TlbUbc, folio) -> None:
+        """All PTEs of `folio` are cleared: fold its read-only part into the batch."""
+        batch.cpumask |= batch.folio_ro
+        batch.folio_ro = set()
+        batch.folio_writable = False
+
+    def try_to_unmap_flush(self, task, batch: TlbUbc):
+        """One full-flush IPI per CPU in the batch (arch_tlbbatch_flush())."""
+        if batch.cpumask:
+            yield from self.k.shootdown(task, sorted(batch.cpumask), NO_MM, 0, FULL, 0, False)
+        batch.cpumask = set()
+        batch.flush_required = batch.writable = False
+
+    def free_pending(self, folio) -> bool:
+        """Whether a freed folio still needs a flush before reuse (kept apart if so)."""
+        return False
+
+    def folio_not_freed(self, task, batch: TlbUbc, folio):
+        """A reclaim candidate that was unmapped but could not be freed."""
+        return
+        yield
+
+    # -- page_alloc.c ---------------------------------------------------------------------
+    def take_off(self, task, pfn: int, pending: bool):
+        """A free page leaves the allocator: flush whatever it still needs."""
+        return
+        yield
+
+    def page_on_buddy(self, pfn: int) -> None:
+        """A pending page moved from a pcp list to the buddy list."""
+
+    # -- memory.c, filemap.c, mmap/mprotect/madvise ---------------------------------------
+    def flush_tlb_batched_pending(self, task, mm):
+        """mm/rmap.c flush_tlb_batched_pending(), called by munmap/mprotect/madvise."""
+        if mm.tlb_flush_batched_pending != mm.tlb_flush_batched_flushed:
+            task.source = "batched_pending"
+            yield from flush_tlb_mm(self.k, task, mm.id)
+            mm.tlb_flush_batched_flushed = mm.tlb_flush_batched_pending
+            self.count("flush_tlb_batched_pending")
+
+    def mm_change(self, task, mm):
+        """munmap/mprotect/madvise on `mm` (after flush_tlb_batched_pending)."""
+        return
+        yield
+
+    def write_fault(self, task, mm, folio):
+        """A fault is about to create a writable mapping of `folio` in `mm`."""
+        return
+        yield
+
+    def file_write(self, task, file):
+        """write_begin()/truncate/invalidate on a file."""
+        return
+        yield
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n

@@ -1,0 +1,1 @@
+"""Rendering results for people: /proc/interrupts, perf stat, vmstat, CSV, the report."""

@@ -1,0 +1,139 @@
+"""Assemble one run's results from every rank's part, and write results files.
+
+Simulated figures (deterministic: the same for any rank count or machine load) are kept
+apart from measured wall-clock figures: MEASURED lists the latter, so a comparison of
+two runs can drop exactly those.
+"""
+
+import json
+import os
+import tempfile
+
+SCHEMA = "emu-results/1"
+PER_CPU = ("tlb_shootdowns", "dtlb_load_misses", "dtlb_store_misses", "itlb_load_misses",
+           "nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
+           "nr_tlb_local_flush_one", "tlb_flush_on_switch", "page_faults",
+           "context_switches", "accesses", "ipi_sent", "idle_ns", "ipi_handler_ns")
+VMSTAT_TLB = ("nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
+              "nr_tlb_local_flush_one")
+# fields that depend on placement or the machine, not on the simulation
+MEASURED = ("ranks", "wall_s", "measured", "comm.mpi_messages", "comm.mpi_bytes",
+            "comm.ipi_latency_us")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    v = sorted(values)
+    return round(v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))], 3)
+
+
+def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict],
+                 layout) -> dict:
+    cpus, threads = {}, {}
+    coord = None
+    for part in parts:
+        for cid, res in part["cpus"].items():
+            cpus[int(cid)] = res
+            threads.update({int(t): v for t, v in res["threads"].items()})
+        coord = part["coordinator"] or coord
+    per_cpu = {k: [cpus[c]["stats"][k] for c in range(ncpus)] for k in PER_CPU}
+    per_cpu["nr_tlb_remote_flush"][0] += coord["kthread"]["nr_tlb_remote_flush"]
+    per_cpu["ipi_sent"][0] += coord["kthread"]["ipi_sent"]
+    vmstat = {k: sum(per_cpu[k]) for k in VMSTAT_TLB}
+    vmstat.update(coord["vmstat"])
+    oracle = {"checked": 0, "violations": 0, "by_kind": {}, "first": []}
+    for c in range(ncpus):
+        o = cpus[c]["oracle"]
+        oracle["checked"] += o["checked"]
+        oracle["violations"] += o["violations"]
+        for kind, n in o["by_kind"].items():
+            oracle["by_kind"][kind] = oracle["by_kind"].get(kind, 0) + n
+        oracle["first"] += o["first"]
+    oracle["first"] = sorted(oracle["first"], key=lambda v: (v["time_ns"], v["cpu"]))[
+        :sc["oracle"]["max_listed"]]
+    processes = []
+    for mm, name in enumerate(layout.mm_names):
+        mine = [t for t in threads.values() if t["mm"] == mm and not t["daemon"]]
+        exits = [t["exit_ns"] for t in mine]
+        tags = {}
+        for t in mine:
+            for tag, times in t["tags"].items():
+                tags[tag] = max(tags.get(tag, 0), len(times))
+        processes.append({"name": name, "threads": len(mine),
+                          "runtime_ns": max(exits) if exits and min(exits) >= 0 else -1,
+                          "finished": bool(exits) and min(exits) >= 0, "tags": tags})
+    runtime = max([p["runtime_ns"] for p in processes] + [0])
+    latencies = [x for part in parts for x in part["latencies_us"]]
+    eng = [part["engine"] for part in parts]
+    wall = max(part["wall_s"] for part in parts)
+    windows = eng[0]["windows"]
+    events = sum(e["events"] for e in eng) + sum(per_cpu["accesses"])
+    rss = [part["rss_kb"] / 1024 for part in parts]
+    sources = {s: {"flushes": coord["flushes_by_source"].get(s, 0),
+                   "ipis": coord["ipis_by_source"].get(s, 0)}
+               for s in coord["flushes_by_source"]
+               if coord["flushes_by_source"].get(s) or coord["ipis_by_source"].get(s)}
+    return {
+        "policy": policy,
+        "scenario": sc["scenario"]["name"],
+        "seed": sc["scenario"]["seed"],
+        "cpus": ncpus,
+        "ranks": ranks,
+        "quantum_ns": sc["scenario"]["quantum_ns"],
+        "runtime_ns": runtime,
+        "processes": processes,
+        "per_cpu": per_cpu,
+        "vmstat": vmstat,
+        "shootdowns_by_source": sources,
+        "policy_stats": coord["policy"],
+        "oracle": oracle,
+        "comm": {
+            "ipi_messages": sum(per_cpu["ipi_sent"]),
+            "ack_messages": sum(per_cpu["ipi_sent"]),
+            "mpi_messages": sum(e["mpi_messages"] for e in eng),
+            "mpi_bytes": sum(e["mpi_bytes"] for e in eng),
+            "ipi_latency_us": {"p50": _percentile(latencies, 0.5),
+                               "p99": _percentile(latencies, 0.99),
+                               "max": round(max(latencies), 3) if latencies else 0.0,
+                               "samples": len(latencies)},
+        },
+        "watermarks": coord["watermarks"],
+        "cost_model": dict(sc["cost"]),
+        "wall_s": round(wall, 3),
+        "measured": {
+            "windows": windows,
+            "windows_per_s": round(windows / wall, 1) if wall else 0.0,
+            "events": events,
+            "events_per_s": round(events / wall, 1) if wall else 0.0,
+            "peak_rss_mb_per_rank": {"max": round(max(rss), 1),
+                                     "mean": round(sum(rss) / len(rss), 1)},
+        },
+    }
+
+
+def results_document(runs: list[dict], argv: list[str]) -> dict:
+    return {"schema": SCHEMA, "command": argv, "measured_fields": list(MEASURED), "runs": runs}
+
+
+def write_json_atomic(path: str, doc: dict) -> None:
+    """Write to a temporary file in the same directory, then rename over the target."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emu-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def simulated_view(run: dict) -> dict:
+    """The run without its measured fields (what determinism compares)."""
+    out = json.loads(json.dumps(run))
+    for field in MEASURED:
+        node, *rest = field.split(".")
+        if not rest:
+            out.pop(node, None)
+        else:
+            out.get(node, {}).pop(rest[0], None)
+    return out

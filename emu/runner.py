@@ -1,0 +1,120 @@
+"""One policy run on every rank: build the components placed here, run, collect.
+
+Every rank builds the same scenario, layout and thread placement from the same inputs,
+so nothing but events and the coordinator's page-table log travels between ranks.
+"""
+
+import resource
+import time
+
+from emu import protocol as P
+from emu.coordinator import Coordinator
+from emu.cpu.cpu import Cpu
+from emu.engine.collect import gather_to_root
+from emu.engine.engine import Engine
+from emu.mm.layout import build_layout
+from emu.mm.replica import Replica
+from emu.results import assemble_run
+from emu.workload.program import Thread
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by the hidden --debug-fail-rank option to prove a job aborts cleanly."""
+
+
+def place_threads(sc: dict, layout, ncpus: int) -> list[tuple]:
+    """(tid, mm, index in group, group size, spec, cpu) for every thread, deterministically:
+    each thread goes to the least loaded of its allowed CPUs (lowest number on ties)."""
+    load = [0] * ncpus
+    out, tid = [], 0
+    for mm, proc in enumerate(sc["process"]):
+        for spec in proc["threads"]:
+            allowed = [c for c in spec["cpus"] if c < ncpus] or \
+                list(range(min(spec["cpus_from"], ncpus - 1), ncpus))
+            count = spec["count"] or len(allowed)
+            for i in range(count):
+                cpu = allowed[i] if not spec["count"] else min(allowed, key=lambda c: (load[c], c))
+                load[cpu] += 1
+                out.append((tid, mm, i, count, spec, cpu))
+                tid += 1
+    return out
+
+
+def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int],
+               debug_fail_rank: int = -1) -> dict | None:
+    """Run `policy` on the scenario across all ranks; rank 0 returns the run's results."""
+    t0 = time.perf_counter()
+    rank = comm.Get_rank()
+    layout = build_layout(sc)
+    file_ids = {f["name"]: i for i, f in enumerate(sc["file"])}
+    seed = sc["scenario"]["seed"]
+    placed = place_threads(sc, layout, ncpus)
+    engine = Engine(MPI, comm, placement, sc["scenario"]["quantum_ns"], P.PUB_SLOTS,
+                    P.MEASURED_KINDS)
+    replica = Replica(layout, len(layout.mm_names))
+    engine.blob_sinks.append(replica.apply)
+    coord_cid = ncpus
+    cpus = []
+    for c in range(ncpus):
+        if placement[c] != rank:
+            continue
+        threads = [Thread(tid, mm, i, n, spec, layout, file_ids, seed)
+                   for tid, mm, i, n, spec, cpu in placed if cpu == c]
+        cpus.append(Cpu(c, coord_cid, ncpus, sc, replica, threads))
+        engine.add(cpus[-1])
+    coord = None
+    if placement[coord_cid] == rank:
+        by_mm = [[(tid, cpu, spec["daemon"]) for tid, m, _, _, spec, cpu in placed if m == mm]
+                 for mm in range(len(layout.mm_names))]
+        coord = Coordinator(coord_cid, ncpus, sc, layout, policy, by_mm)
+        engine.blob_source = coord.k.R.take_log
+        engine.add(coord)
+    if debug_fail_rank == rank:
+        engine.on_window = _fail_after(3, rank)
+    end = engine.run(sc["scenario"]["duration_ns"])
+    wall = time.perf_counter() - t0
+    local = {
+        "rank": rank,
+        "cpus": {c.cid: _cpu_result(c) for c in cpus},
+        "coordinator": _coord_result(coord) if coord else None,
+        "engine": dict(engine.stats),
+        "latencies_us": [x * 1e6 for x in engine.latencies_s],
+        "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "wall_s": wall,
+        "end_ns": end,
+    }
+    engine.close()
+    parts = gather_to_root(MPI, comm, local)
+    if rank != 0:
+        return None
+    return assemble_run(sc, policy, ncpus, comm.Get_size(), parts, layout)
+
+
+def _fail_after(windows: int, rank: int):
+    state = {"n": 0}
+
+    def hook():
+        state["n"] += 1
+        if state["n"] >= windows:
+            raise InjectedFailure(f"injected failure on rank {rank} (--debug-fail-rank)")
+    return hook
+
+
+def _cpu_result(c) -> dict:
+    threads = {}
+    for th in c.threads.values():
+        threads[th.tid] = {"mm": th.mm, "daemon": th.daemon, "exit_ns": th.exit_ns,
+                           "tags": th.tags}
+    return {"stats": c.stats, "oracle": {"checked": c.oracle.checked,
+                                         "violations": c.oracle.violations,
+                                         "by_kind": c.oracle.by_kind,
+                                         "first": c.oracle.first},
+            "threads": threads}
+
+
+def _coord_result(coord) -> dict:
+    k = coord.k
+    return {"vmstat": k.vmstat, "kthread": coord.kthread_stats,
+            "flushes_by_source": k.shootdown_sources, "ipis_by_source": k.ipis_by_source,
+            "policy": k.policy.stats, "mm_exit_ns": coord.mm_exit_ns,
+            "watermarks": k.alloc.watermarks}

@@ -1,0 +1,1 @@
+"""Scenarios: TOML files describing machine, kernel settings, processes and their threads."""

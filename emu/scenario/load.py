@@ -1,0 +1,235 @@
+"""Load a scenario (built-in name or TOML file), apply --set overrides, validate.
+
+Every problem is an EmuError naming the file, the line where it can be found and the
+key, so `python -m emu` can print one line and exit with status 2.
+"""
+
+import copy
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from emu.errors import EmuError
+from emu.scenario.defaults import DEFAULTS, FILE, MAPPING, OPS, PROCESS, STEP, THREAD
+
+BUILTIN = resources.files("emu.scenario") / "builtin"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name[:-5] for p in BUILTIN.iterdir() if p.name.endswith(".toml"))
+
+
+def builtin_description(name: str) -> str:
+    data = tomllib.loads((BUILTIN / f"{name}.toml").read_text())
+    return data.get("scenario", {}).get("description", "").strip()
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The first line that assigns or opens `key` (for error messages)."""
+    last = key.split(".")[-1]
+    pat = re.compile(rf"^\s*(\[+\s*)?([\w.-]*\.)?{re.escape(last)}\s*(=|\]|\.)", re.M)
+    m = pat.search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+class _Where:
+    def __init__(self, path: str, text: str):
+        self.path, self.text = path, text
+
+    def __call__(self, key: str) -> str:
+        line = _line_of(self.text, key)
+        return f"{self.path}:{line}: key '{key}'" if line else f"{self.path}: key '{key}'"
+
+
+def load_scenario(name_or_path: str, overrides: list[str] = ()) -> dict:
+    """Return the validated scenario dict (defaults filled in)."""
+    if name_or_path.endswith(".toml") or "/" in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise EmuError(f"no such scenario file: {name_or_path}")
+        text, shown = path.read_text(), str(path)
+    else:
+        if name_or_path not in builtin_names():
+            raise EmuError(f"unknown scenario '{name_or_path}' "
+                           f"(built-ins: {', '.join(builtin_names())})")
+        text, shown = (BUILTIN / f"{name_or_path}.toml").read_text(), f"{name_or_path}.toml"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise EmuError(f"malformed TOML: {exc}", shown) from None
+    where = _Where(shown, text)
+    for item in overrides:
+        _apply_override(raw, item)
+    variables = raw.pop("vars", {})
+    if not isinstance(variables, dict):
+        raise EmuError("expected a table", where("vars"))
+    raw["process"] = _substitute(raw.get("process", []), variables, where)
+    scenario = _validate(raw, where)
+    scenario["vars"] = variables
+    if not scenario["scenario"]["name"]:
+        scenario["scenario"]["name"] = Path(shown).stem
+    return scenario
+
+
+_VAR = re.compile(r"\$\{(\w+)\}")
+
+
+def _substitute(node, variables: dict, where):
+    """Replace ${name} in string values with [vars] entries (e.g. the pair sibling)."""
+    if isinstance(node, dict):
+        return {k: _substitute(v, variables, where) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, variables, where) for v in node]
+    if isinstance(node, str):
+        def repl(m):
+            if m.group(1) not in variables:
+                raise EmuError(f"unknown variable '${{{m.group(1)}}}'", where("vars"))
+            return str(variables[m.group(1)])
+        return _VAR.sub(repl, node)
+    return node
+
+
+def _parse_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    """--set a.b.0.c=value: dotted keys, list elements by index."""
+    if "=" not in item:
+        raise EmuError(f"--set expects key=value, got '{item}'")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise EmuError(f"--set {key}: no element {part} in '{'.'.join(parts[:i])}'")
+            node = node[int(part)]
+        else:
+            if part not in node:
+                section = DEFAULTS.get(part) if i == 0 else None
+                if section is None and not (i == 0 and part == "vars"):
+                    raise EmuError(f"--set {key}: unknown key '{'.'.join(parts[:i + 1])}'")
+                node[part] = {}
+            node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise EmuError(f"--set {key}: no element {last}")
+        node[int(last)] = _parse_value(value)
+    else:
+        node[last] = _parse_value(value)
+
+
+def _typed(value, default, where: str):
+    """Check a value against its default's type."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise EmuError(f"expected true or false, got {value!r}", where)
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EmuError(f"expected an integer, got {value!r}", where)
+        if value < 0:
+            raise EmuError(f"must not be negative, got {value}", where)
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise EmuError(f"expected a number, got {value!r}", where)
+        if value < 0:
+            raise EmuError(f"must not be negative, got {value}", where)
+        value = float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise EmuError(f"expected a string, got {value!r}", where)
+    elif isinstance(default, list):
+        if not isinstance(value, list):
+            raise EmuError(f"expected a list, got {value!r}", where)
+    return value
+
+
+def _table(raw, schema: dict, prefix: str, where) -> dict:
+    if not isinstance(raw, dict):
+        raise EmuError("expected a table", where(prefix))
+    out = copy.deepcopy(schema)
+    for key, value in raw.items():
+        full = f"{prefix}.{key}" if prefix else key
+        if key not in schema:
+            raise EmuError("unknown key", where(full))
+        if isinstance(schema[key], dict):
+            out[key] = _table(value, schema[key], full, where)
+        else:
+            out[key] = _typed(value, schema[key], where(full))
+    return out
+
+
+def _validate(raw: dict, where) -> dict:
+    top = {k: v for k, v in raw.items() if k not in ("file", "process")}
+    scenario = _table(top, DEFAULTS, "", where)
+    files = [_table(f, FILE, f"file.{i}", where) for i, f in enumerate(raw.get("file", []))]
+    procs = []
+    for i, p in enumerate(raw.get("process", [])):
+        proc = _table(p, PROCESS, f"process.{i}", where)
+        proc["mappings"] = [_table(m, MAPPING, f"process.{i}.mappings.{j}", where)
+                            for j, m in enumerate(proc["mappings"])]
+        threads = []
+        for j, t in enumerate(proc["threads"]):
+            th = _table(t, THREAD, f"process.{i}.threads.{j}", where)
+            th["steps"] = [_table(s, STEP, f"process.{i}.threads.{j}.steps.{k}", where)
+                           for k, s in enumerate(th["steps"])]
+            threads.append(th)
+        proc["threads"] = threads
+        procs.append(proc)
+    scenario["file"], scenario["process"] = files, procs
+    _check_references(scenario, where)
+    return scenario
+
+
+def _check_references(sc: dict, where) -> None:
+    """Cross-key checks: names exist, sizes positive, ops known."""
+    if sc["scenario"]["quantum_ns"] <= 0:
+        raise EmuError("must be positive", where("scenario.quantum_ns"))
+    if sc["machine"]["dram_pages"] <= 0:
+        raise EmuError("must be positive", where("machine.dram_pages"))
+    files = {f["name"]: f for f in sc["file"]}
+    for i, f in enumerate(sc["file"]):
+        if f["pages"] <= 0:
+            raise EmuError("must be positive", where(f"file.{i}.pages"))
+    if not sc["process"]:
+        raise EmuError("a scenario needs at least one [[process]]", where("process"))
+    for i, p in enumerate(sc["process"]):
+        maps = {m["name"]: m for m in p["mappings"]}
+        for j, m in enumerate(p["mappings"]):
+            key = f"process.{i}.mappings.{j}"
+            if m["pages"] <= 0:
+                raise EmuError("must be positive", where(f"{key}.pages"))
+            if m["kind"] not in ("anon", "file", "code"):
+                raise EmuError(f"unknown kind '{m['kind']}'", where(f"{key}.kind"))
+            if m["kind"] != "anon" and m["file"] not in files:
+                raise EmuError(f"unknown file '{m['file']}'", where(f"{key}.file"))
+            if m["prot"] not in ("r", "rw", "rx"):
+                raise EmuError(f"unknown prot '{m['prot']}'", where(f"{key}.prot"))
+            if m["overlay"]:
+                under = maps.get(m["overlay"])
+                if under is None or under is m or under["overlay"] or under["pages"] < m["pages"]:
+                    raise EmuError(f"overlay '{m['overlay']}' must name an earlier, larger, "
+                                   "non-overlay mapping", where(f"{key}.overlay"))
+        for j, t in enumerate(p["threads"]):
+            for k, s in enumerate(t["steps"]):
+                key = f"process.{i}.threads.{j}.steps.{k}"
+                if s["op"] not in OPS:
+                    raise EmuError(f"unknown op '{s['op']}' (one of {', '.join(OPS)})",
+                                   where(f"{key}.op"))
+                if s["op"] in ("touch", "spin", "mmap", "munmap", "mprotect", "madvise") \
+                        and s["mapping"] not in maps:
+                    raise EmuError(f"unknown mapping '{s['mapping']}'", where(f"{key}.mapping"))
+                if s["op"] in ("write", "truncate") and s["file"] not in files:
+                    raise EmuError(f"unknown file '{s['file']}'", where(f"{key}.file"))
+                if s["op"] == "mprotect" and s["prot"] not in ("r", "rw", "rx", "none"):
+                    raise EmuError(f"unknown prot '{s['prot']}'", where(f"{key}.prot"))
+                if s["pattern"] not in ("seq", "random", "zipf"):
+                    raise EmuError(f"unknown pattern '{s['pattern']}'", where(f"{key}.pattern"))
+                if s["access"] not in ("read", "write", "exec", "mix"):
+                    raise EmuError(f"unknown access '{s['access']}'", where(f"{key}.access"))

@@ -1,0 +1,1 @@
+"""What simulated threads do: scenario steps turned into actions, access patterns."""

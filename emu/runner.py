@@ -51,8 +51,12 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     placed = place_threads(sc, layout, ncpus)
     engine = Engine(MPI, comm, placement, sc["scenario"]["quantum_ns"], P.PUB_SLOTS,
                     P.MEASURED_KINDS)
+    busy = {cpu for *_, cpu in placed}
+    engine.set_dormant_ranks({r for r in range(comm.Get_size()) if r != placement[ncpus]
+                              and not any(placement[c] == r for c in busy)})
     replica = Replica(layout, len(layout.mm_names))
-    engine.blob_sinks.append(replica.apply)
+    if any(placement[c] == rank for c in busy):
+        engine.blob_sinks.append(replica.apply)   # only CPUs with threads walk page tables
     coord_cid = ncpus
     cpus = []
     for c in range(ncpus):

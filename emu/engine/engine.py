@@ -43,6 +43,7 @@ class Engine:
         self.blob_source = None                  # root rank: callable -> bytes
         self.blob_sinks: list = []               # every rank: callables(bytes)
         self.on_window = None                    # optional hook run before each window
+        self.dormant = False
         # measured, wall-clock side
         self.stats = {"mpi_messages": 0, "mpi_bytes": 0, "windows": 0, "events": 0}
         self.latencies_s: list[float] = []
@@ -96,7 +97,7 @@ class Engine:
         nxt = min([c.next_time() for c in self.components] + [self._sent_min_ts])
         self.sync.write_row(e, self._sent, nxt)
         expected, gmin = self.sync.barrier(e, self._drain)
-        backoff_wait(lambda: self._received >= expected, self._drain)
+        backoff_wait(lambda: self._received >= expected, self._drain, self.sync.nap)
         self._received -= expected
         self._sent[:] = 0
         self._sent_min_ts = INF
@@ -109,8 +110,26 @@ class Engine:
         self.stats["windows"] += 1
         return gmin
 
+    def set_dormant_ranks(self, ranks: set[int]) -> None:
+        """Ranks whose components can never have work: they skip every window.
+
+        Only ranks other than a node's leader can be dormant (leaders combine nodes)."""
+        node_ranks = self.sync.node_ranks
+        local = [i for i, r in enumerate(node_ranks) if r in ranks and i != 0]
+        self.sync.set_dormant(local)
+        self.dormant = self.rank in ranks and self.sync.nrank != 0
+
     def run(self, stop_ns: int) -> int:
         """Run windows until nothing is left to do or `stop_ns`; return the last window end."""
+        if self.dormant:
+            self.sync.wait_finished()
+            return 0
+        end = self._run(stop_ns)
+        if self.sync.nrank == 0:
+            self.sync.mark_finished()
+        return end
+
+    def _run(self, stop_ns: int) -> int:
         gmin = self._synchronise()          # epoch 0: initial publication, no simulation
         start, end = 0, 0
         q = self.quantum

@@ -19,8 +19,10 @@ import numpy as np
 
 from emu.engine.component import INF
 
-NAP_S = 2e-4          # longest sleep between polls
-FIRST_NAP_S = 2e-5    # first sleep; doubles up to NAP_S
+NAP_S = 2e-4          # longest sleep between polls, at up to 8 ranks per core
+FIRST_NAP_S = 2e-5    # first sleep; doubles up to the longest
+NAP_MAX_S = 2e-3      # cap when a node is heavily oversubscribed
+DORMANT_NAP_S = 2e-2  # a dormant rank checks for the end this often
 BLOB_BYTES = 8 << 20  # broadcast blob capacity per epoch
 
 
@@ -32,14 +34,21 @@ def node_communicator(MPI, comm):
     return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
 
 
-def backoff_wait(done, on_idle=None) -> None:
+def longest_nap(ranks_on_node: int) -> float:
+    """Every waiting rank wakes once per nap; with many ranks per core those wake-ups
+    steal the CPU from the rank everyone waits for, so the cap grows with the load."""
+    per_core = ranks_on_node / max(1, os.cpu_count() or 1)
+    return min(NAP_MAX_S, NAP_S * max(1.0, per_core / 8))
+
+
+def backoff_wait(done, on_idle=None, cap: float = NAP_S) -> None:
     """Poll `done()` with a sleep back-off; run `on_idle()` between polls."""
     nap = FIRST_NAP_S
     while not done():
         if on_idle is not None:
             on_idle()
         time.sleep(nap)
-        nap = min(NAP_S, nap * 2)
+        nap = min(cap, nap * 2)
 
 
 class WindowSync:
@@ -60,7 +69,7 @@ class WindowSync:
 
         W, N, C, K = self.world, self.nsize, n_components, slots_per_component
         self._layout = {
-            "arrive": N, "release": 1, "next": 2 * N, "counts": 2 * N * W,
+            "arrive": N, "release": 1, "finished": 1, "next": 2 * N, "counts": 2 * N * W,
             "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2, "bloblen": 2,
         }
         total = sum(self._layout.values())
@@ -75,6 +84,9 @@ class WindowSync:
             off += size
         self.arrive = views["arrive"]
         self.release = views["release"]
+        self.finished = views["finished"]
+        self.nap = longest_nap(N)
+        self.active = np.ones(N, dtype=bool)   # dormant ranks do not take part
         self.next = views["next"].reshape(2, N)
         self.counts = views["counts"].reshape(2, N, W)
         self.pub = views["pub"].reshape(2, C, K)
@@ -121,9 +133,9 @@ class WindowSync:
 
         def all_arrived():
             self.win.Sync()
-            return int(self.arrive.min()) > epoch
+            return int(self.arrive[self.active].min()) > epoch
 
-        backoff_wait(all_arrived, on_idle)
+        backoff_wait(all_arrived, on_idle, self.nap)
         if not self.multi_node:
             expected = int(self.counts[p, :, self.rank].sum())
             return expected, int(self.next[p].min())
@@ -138,7 +150,7 @@ class WindowSync:
                 self.win.Sync()
                 return int(self.release[0]) > epoch
 
-            backoff_wait(released, on_idle)
+            backoff_wait(released, on_idle, self.nap)
             self.bwin.Sync()
         return int(self.res_counts[p, self.rank]), int(self.res_next[p])
 
@@ -154,7 +166,7 @@ class WindowSync:
         gmin = np.empty_like(nxt)
         reqs = [self.leaders.Iallreduce(summed, total, op=MPI.SUM),
                 self.leaders.Iallreduce(nxt, gmin, op=MPI.MIN)]
-        backoff_wait(lambda: MPI.Request.Testall(reqs), on_idle)
+        backoff_wait(lambda: MPI.Request.Testall(reqs), on_idle, self.nap)
         W = self.world
         self.res_counts[p, :] = total[:W]
         self.pub[p].ravel()[:] = total[W:W + self.pub[p].size]
@@ -164,8 +176,25 @@ class WindowSync:
         if n:
             data = np.array(self.blob[p, :n]) if self.rank == 0 else np.empty(n, np.uint8)
             req = self.leaders.Ibcast(data, root=0)
-            backoff_wait(req.Test, on_idle)
+            backoff_wait(req.Test, on_idle, self.nap)
             self.blob[p, :n] = data
+
+    def set_dormant(self, dormant_node_ranks) -> None:
+        """Ranks that will never have work (no thread, never an IPI target) skip windows."""
+        self.active[:] = True
+        self.active[list(dormant_node_ranks)] = False
+
+    def mark_finished(self) -> None:
+        self.win.Sync()
+        self.finished[0] = 1
+        self.win.Sync()
+
+    def wait_finished(self) -> None:
+        """A dormant rank sleeps here, waking rarely, until the active ranks are done."""
+        def done():
+            self.win.Sync()
+            return bool(self.finished[0])
+        backoff_wait(done, None, DORMANT_NAP_S)
 
     def published(self, epoch: int) -> np.ndarray:
         """State published in `epoch` (read during epoch+1)."""

@@ -10,6 +10,8 @@ The CPU-side functions take the Cpu component; mm_cpumask and lazy state of othe
 come from the state they published one window ago (see docs/design.md).
 """
 
+import numpy as np
+
 from emu.protocol import FULL, NO_MM, PUB_CPUMASK, PUB_LAZY, PUB_LOADED_MM
 
 
@@ -20,8 +22,7 @@ def flush_npages(npages: int, ceiling: int) -> int:
 
 def mm_cpumask(pub, mm: int, ncpus: int) -> list[int]:
     """CPUs whose published state says they are in mm_cpumask(mm)."""
-    bit = 1 << mm
-    return [c for c in range(ncpus) if int(pub[c, PUB_CPUMASK]) & bit]
+    return np.flatnonzero(pub[:ncpus, PUB_CPUMASK] & (1 << mm)).tolist()
 
 
 def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool) -> bool:

@@ -7,6 +7,8 @@ flush batched and freed after one try_to_unmap_flush(). With swap off, anonymous
 folios can only be demoted. kswapd reclaims from the low to the high watermark.
 """
 
+from itertools import islice
+
 from emu.engine.process import Delay, Wait
 from emu.mm.page_alloc import WMARK_HIGH
 from emu.policy.base import TlbUbc
@@ -31,7 +33,7 @@ def folio_referenced(k, folio) -> int:
 def shrink_active_list(k, node: int, kind: str, nr: int) -> None:
     """Deactivate the oldest active folios; referenced executable ones stay active."""
     active = k.lru[node][("active", kind)]
-    for pfn in list(active)[:nr]:
+    for pfn in list(islice(active, nr)):
         folio = k.folios[pfn]
         if folio_referenced(k, folio) and folio.exec:
             active.move_to_end(pfn)
@@ -57,7 +59,7 @@ def isolate(k, node: int, nr: int) -> list[int]:
     out = []
     for kind in kinds:
         lst = k.lru[node][("inactive", kind)]
-        for pfn in list(lst)[:nr - len(out)]:
+        for pfn in list(islice(lst, nr - len(out))):
             if not k.folios[pfn].locked:
                 k.lru_del(pfn)                 # isolated: off the LRU while we work
                 out.append(pfn)

@@ -12,6 +12,7 @@ from emu.errors import EmuError
 POLICIES = {
     "vanilla": "emu.policy.vanilla:VanillaPolicy",
     "luf": "emu.policy.luf:LufPolicy",
+    "luf-fixed": "emu.policy.luf:LufFixedPolicy",
     "unsafe": "emu.policy.unsafe:UnsafePolicy",
     "ideal": "emu.policy.ideal:IdealPolicy",
 }

@@ -21,6 +21,7 @@ class TlbUbc:
     flush_required: bool = False
     folio_ro: set = field(default_factory=set)       # this folio's read-only deferrals
     folio_writable: bool = False
+    folio_mms: set = field(default_factory=set)      # mms that mapped this folio
     luf_cpumask: set = field(default_factory=set)    # LUF: read-only folios' CPUs
     luf_folios: list = field(default_factory=list)
 
@@ -57,6 +58,7 @@ class ShootdownPolicy:
         batch.cpumask |= batch.folio_ro
         batch.folio_ro = set()
         batch.folio_writable = False
+        batch.folio_mms = set()
 
     def try_to_unmap_flush(self, task, batch: TlbUbc):
         """One full-flush IPI per CPU in the batch (arch_tlbbatch_flush())."""

@@ -1,9 +1,11 @@
 """Window synchronisation: a barrier that proves delivery and publishes shared state.
 
-Ranks on one node meet in an MPI-3 shared-memory window (each writes its epoch, polls
-the minimum with a short sleep): ~9x the window rate of MPI collectives at 128 ranks on
-2 cores. Across nodes only one leader per node talks, with non-blocking collectives
-polled with back-off. Nothing here ever spins inside a blocking MPI call.
+Ranks on one node meet in an MPI-3 shared-memory window: each writes its row, then
+atomically counts itself in (MPI_Fetch_and_op); the last to arrive wakes the others,
+which sleep in a blocking read of their own named pipe. A waiting rank thus costs no
+CPU at all, which matters when 128 ranks share 2 cores: polling ranks would steal the
+CPU from the one rank everybody waits for. Across nodes only one leader per node talks,
+with non-blocking collectives polled with back-off. Nothing spins in a blocking MPI call.
 
 Per epoch every rank publishes: how many messages it sent to each rank (so receivers
 know when all have arrived), the earliest time it has work (so idle stretches are
@@ -13,6 +15,8 @@ parity: a rank can be at most one epoch ahead of the slowest, so two suffice.
 """
 
 import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -69,7 +73,7 @@ class WindowSync:
 
         W, N, C, K = self.world, self.nsize, n_components, slots_per_component
         self._layout = {
-            "arrive": N, "release": 1, "finished": 1, "next": 2 * N, "counts": 2 * N * W,
+            "arrive": N, "count": 1, "finished": 1, "next": 2 * N, "counts": 2 * N * W,
             "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2, "bloblen": 2,
         }
         total = sum(self._layout.values())
@@ -83,7 +87,7 @@ class WindowSync:
             views[name] = arr[off:off + size]
             off += size
         self.arrive = views["arrive"]
-        self.release = views["release"]
+        self.count_disp = self._layout_offset("count")
         self.finished = views["finished"]
         self.nap = longest_nap(N)
         self.active = np.ones(N, dtype=bool)   # dormant ranks do not take part
@@ -99,12 +103,58 @@ class WindowSync:
         self.blob = np.ndarray(buffer=bbuf, dtype=np.uint8, shape=(2, BLOB_BYTES))
         if is_leader:
             arr[:] = 0
-        self.node_ranks = self.node.allgather(self.rank)
+        ranks = np.zeros(N, dtype=np.int64)
+        self.node.Allgather(np.array([self.rank], dtype=np.int64), ranks)
+        self.node_ranks = ranks.tolist()
+        self._open_pipes()
         self.node_cids: list[int] = []  # components placed on this node (set by the engine)
         self.win.Lock_all()
         self.bwin.Lock_all()
         self.win.Sync()
         self.node.Barrier()
+
+    def _layout_offset(self, name: str) -> int:
+        off = 0
+        for key, size in self._layout.items():
+            if key == name:
+                return off
+            off += size
+        raise KeyError(name)
+
+    def _open_pipes(self) -> None:
+        """One named pipe per local rank: a blocked read is how a rank waits."""
+        path = np.zeros(256, dtype=np.uint8)
+        if self.nrank == 0:
+            d = tempfile.mkdtemp(prefix="emu-sync-").encode()
+            path[:len(d)] = np.frombuffer(d, dtype=np.uint8)
+        self.node.Bcast(path, root=0)
+        self.pipe_dir = bytes(path).rstrip(b"\0").decode()
+        mine = os.path.join(self.pipe_dir, str(self.nrank))
+        os.mkfifo(mine)
+        self.rfd = os.open(mine, os.O_RDWR)
+        self.node.Barrier()
+        self.wfds = [os.open(os.path.join(self.pipe_dir, str(i)), os.O_WRONLY | os.O_NONBLOCK)
+                     for i in range(self.nsize)]
+
+    def _sleep_until_woken(self) -> None:
+        os.read(self.rfd, 1)
+
+    def _wake(self, ranks) -> None:
+        for i in ranks:
+            os.write(self.wfds[i], b"w")
+
+    def _count_in(self) -> int:
+        """Atomically add one to the arrival counter; returns how many were in before."""
+        one = np.ones(1, dtype=np.int64)
+        before = np.zeros(1, dtype=np.int64)
+        self.win.Fetch_and_op(one, before, 0, self.count_disp, self.MPI.SUM)
+        self.win.Flush(0)
+        return int(before[0])
+
+    def _reset_count(self) -> None:
+        zero = np.zeros(1, dtype=np.int64)
+        self.win.Accumulate(zero, 0, self.count_disp, self.MPI.REPLACE)
+        self.win.Flush(0)
 
     # ------------------------------------------------------------------------------------
     def write_row(self, epoch: int, sent_counts: np.ndarray, next_time: int) -> None:
@@ -128,29 +178,35 @@ class WindowSync:
         p = epoch & 1
         self.win.Sync()
         self.bwin.Sync()
-        self.arrive[self.nrank] = epoch + 1     # shared memory starts zeroed
+        self.arrive[self.nrank] = epoch + 1
         self.win.Sync()
-
-        def all_arrived():
-            self.win.Sync()
-            return int(self.arrive[self.active].min()) > epoch
-
-        backoff_wait(all_arrived, on_idle, self.nap)
+        active = int(self.active.sum())
+        others = [i for i in range(self.nsize) if self.active[i] and i != self.nrank]
+        last = self._count_in() == active - 1
         if not self.multi_node:
+            if last:
+                self._reset_count()
+                self._wake(others)
+            else:
+                self._sleep_until_woken()
+            self.win.Sync()
+            self.bwin.Sync()
             expected = int(self.counts[p, :, self.rank].sum())
             return expected, int(self.next[p].min())
         if self.nrank == 0:
+            if not last:
+                self._sleep_until_woken()      # the last local arrival wakes the leader
+            self._reset_count()
+            self.win.Sync()
             self._leader_exchange(epoch, on_idle)
             self.win.Sync()
             self.bwin.Sync()
-            self.release[0] = epoch + 1
-            self.win.Sync()
+            self._wake(others)
         else:
-            def released():
-                self.win.Sync()
-                return int(self.release[0]) > epoch
-
-            backoff_wait(released, on_idle, self.nap)
+            if last:
+                self._wake([0])
+            self._sleep_until_woken()
+            self.win.Sync()
             self.bwin.Sync()
         return int(self.res_counts[p, self.rank]), int(self.res_next[p])
 
@@ -205,6 +261,11 @@ class WindowSync:
         return bytes(self.blob[p, :int(self.bloblen[p])])
 
     def close(self) -> None:
+        for fd in self.wfds + [self.rfd]:
+            os.close(fd)
+        self.node.Barrier()
+        if self.nrank == 0:
+            shutil.rmtree(self.pipe_dir, ignore_errors=True)
         self.win.Unlock_all()
         self.bwin.Unlock_all()
         self.win.Free()

@@ -1,5 +1,6 @@
-"""mm/mprotect.c: change_protection(). Removing write (or all) access needs a flush;
-adding write access to anonymous pages does not (x86 pte_needs_flush())."""
+"""mm/mprotect.c: change_protection(). Any change of a present PTE's write or access
+bit is flushed: measured on this machine's kernel (docs/real-kernel.md), RW->RO and
+RO->RW both send an IPI per call to a sibling running the mm."""
 
 from emu.mm.replica import make_pte, pte_pfn, pte_write
 from emu.mm.tlb import flush_tlb_mm_range
@@ -22,10 +23,9 @@ def do_mprotect(k, task, vma, prot_bits: int):
         if new == pte:
             continue
         k.set_pte(vp, new)
-        if (was_w and not new_w) or (pte & 1 and not new & 1):
-            lo = vp if lo < 0 else lo
-            hi = vp
-        elif new_w and not was_w:
+        lo = vp if lo < 0 else lo
+        hi = vp
+        if new_w and not was_w:
             k.new_version(k.folios[pfn].cid, pfn)
     if lo >= 0:
         task.source = "mprotect"

@@ -93,8 +93,9 @@ class LufPolicy(ShootdownPolicy):
             self.stats["partial_shootdown_targets"] += len(targets)
             self.count(f"flush_{reason}")
             task.source = "luf_takeoff" if reason == "takeoff" else "luf_hook"
+            ugen = self.table.ugen      # a full flush covers every batch deferred so far
             yield from self.k.shootdown(task, targets, NO_MM, 0, FULL, 0, False)
-            self.table.mark_done(targets, batch.ugen)
+            self.table.mark_done(targets, ugen)
         return bool(targets)
 
     def take_off(self, task, pfn: int, pending: bool):

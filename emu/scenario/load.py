@@ -82,6 +82,9 @@ def _substitute(node, variables: dict, where):
     if isinstance(node, list):
         return [_substitute(v, variables, where) for v in node]
     if isinstance(node, str):
+        whole = _VAR.fullmatch(node)
+        if whole and whole.group(1) in variables:
+            return variables[whole.group(1)]   # keeps the variable's type
         def repl(m):
             if m.group(1) not in variables:
                 raise EmuError(f"unknown variable '${{{m.group(1)}}}'", where("vars"))

@@ -97,7 +97,7 @@ class Engine:
         nxt = min([c.next_time() for c in self.components] + [self._sent_min_ts])
         self.sync.write_row(e, self._sent, nxt)
         expected, gmin = self.sync.barrier(e, self._drain)
-        backoff_wait(lambda: self._received >= expected, self._drain, self.sync.nap)
+        backoff_wait(lambda: self._received >= expected, self._drain)
         self._received -= expected
         self._sent[:] = 0
         self._sent_min_ts = INF

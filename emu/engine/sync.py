@@ -1,11 +1,12 @@
 """Window synchronisation: a barrier that proves delivery and publishes shared state.
 
-Ranks on one node meet in an MPI-3 shared-memory window: each writes its row, then
-atomically counts itself in (MPI_Fetch_and_op); the last to arrive wakes the others,
-which sleep in a blocking read of their own named pipe. A waiting rank thus costs no
-CPU at all, which matters when 128 ranks share 2 cores: polling ranks would steal the
-CPU from the one rank everybody waits for. Across nodes only one leader per node talks,
-with non-blocking collectives polled with back-off. Nothing spins in a blocking MPI call.
+Ranks on one node meet in an MPI-3 shared-memory window: each writes its row and its
+epoch, then sleeps in a blocking read of its own named pipe. Only the node leader polls
+(with a sleep back-off) until every active rank has arrived, then wakes them with one
+byte each. A waiting rank thus costs no CPU at all, which matters when 128 ranks share
+2 cores: 127 polling ranks would steal the CPU from the one rank everybody waits for.
+Across nodes only one leader per node talks, with non-blocking collectives polled with
+back-off. Nothing spins in a blocking MPI call.
 
 Per epoch every rank publishes: how many messages it sent to each rank (so receivers
 know when all have arrived), the earliest time it has work (so idle stretches are
@@ -23,9 +24,8 @@ import numpy as np
 
 from emu.engine.component import INF
 
-NAP_S = 2e-4          # longest sleep between polls, at up to 8 ranks per core
+NAP_S = 2e-4          # longest sleep between polls
 FIRST_NAP_S = 2e-5    # first sleep; doubles up to the longest
-NAP_MAX_S = 2e-3      # cap when a node is heavily oversubscribed
 DORMANT_NAP_S = 2e-2  # a dormant rank checks for the end this often
 BLOB_BYTES = 8 << 20  # broadcast blob capacity per epoch
 
@@ -36,13 +36,6 @@ def node_communicator(MPI, comm):
     if per_node > 0:
         return comm.Split(comm.Get_rank() // per_node, comm.Get_rank())
     return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
-
-
-def longest_nap(ranks_on_node: int) -> float:
-    """Every waiting rank wakes once per nap; with many ranks per core those wake-ups
-    steal the CPU from the rank everyone waits for, so the cap grows with the load."""
-    per_core = ranks_on_node / max(1, os.cpu_count() or 1)
-    return min(NAP_MAX_S, NAP_S * max(1.0, per_core / 8))
 
 
 def backoff_wait(done, on_idle=None, cap: float = NAP_S) -> None:
@@ -73,7 +66,7 @@ class WindowSync:
 
         W, N, C, K = self.world, self.nsize, n_components, slots_per_component
         self._layout = {
-            "arrive": N, "count": 1, "finished": 1, "next": 2 * N, "counts": 2 * N * W,
+            "arrive": N, "finished": 1, "next": 2 * N, "counts": 2 * N * W,
             "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2, "bloblen": 2,
         }
         total = sum(self._layout.values())
@@ -87,9 +80,7 @@ class WindowSync:
             views[name] = arr[off:off + size]
             off += size
         self.arrive = views["arrive"]
-        self.count_disp = self._layout_offset("count")
         self.finished = views["finished"]
-        self.nap = longest_nap(N)
         self.active = np.ones(N, dtype=bool)   # dormant ranks do not take part
         self.next = views["next"].reshape(2, N)
         self.counts = views["counts"].reshape(2, N, W)
@@ -113,14 +104,6 @@ class WindowSync:
         self.win.Sync()
         self.node.Barrier()
 
-    def _layout_offset(self, name: str) -> int:
-        off = 0
-        for key, size in self._layout.items():
-            if key == name:
-                return off
-            off += size
-        raise KeyError(name)
-
     def _open_pipes(self) -> None:
         """One named pipe per local rank: a blocked read is how a rank waits."""
         path = np.zeros(256, dtype=np.uint8)
@@ -142,19 +125,6 @@ class WindowSync:
     def _wake(self, ranks) -> None:
         for i in ranks:
             os.write(self.wfds[i], b"w")
-
-    def _count_in(self) -> int:
-        """Atomically add one to the arrival counter; returns how many were in before."""
-        one = np.ones(1, dtype=np.int64)
-        before = np.zeros(1, dtype=np.int64)
-        self.win.Fetch_and_op(one, before, 0, self.count_disp, self.MPI.SUM)
-        self.win.Flush(0)
-        return int(before[0])
-
-    def _reset_count(self) -> None:
-        zero = np.zeros(1, dtype=np.int64)
-        self.win.Accumulate(zero, 0, self.count_disp, self.MPI.REPLACE)
-        self.win.Flush(0)
 
     # ------------------------------------------------------------------------------------
     def write_row(self, epoch: int, sent_counts: np.ndarray, next_time: int) -> None:
@@ -178,37 +148,26 @@ class WindowSync:
         p = epoch & 1
         self.win.Sync()
         self.bwin.Sync()
-        self.arrive[self.nrank] = epoch + 1
+        self.arrive[self.nrank] = epoch + 1     # shared memory starts zeroed
         self.win.Sync()
-        active = int(self.active.sum())
-        others = [i for i in range(self.nsize) if self.active[i] and i != self.nrank]
-        last = self._count_in() == active - 1
-        if not self.multi_node:
-            if last:
-                self._reset_count()
-                self._wake(others)
-            else:
-                self._sleep_until_woken()
-            self.win.Sync()
-            self.bwin.Sync()
-            expected = int(self.counts[p, :, self.rank].sum())
-            return expected, int(self.next[p].min())
         if self.nrank == 0:
-            if not last:
-                self._sleep_until_woken()      # the last local arrival wakes the leader
-            self._reset_count()
-            self.win.Sync()
-            self._leader_exchange(epoch, on_idle)
-            self.win.Sync()
+            def all_arrived():
+                self.win.Sync()
+                return int(self.arrive[self.active].min()) > epoch
+
+            backoff_wait(all_arrived, on_idle, NAP_S)
+            if self.multi_node:
+                self._leader_exchange(epoch, on_idle)
+                self.win.Sync()
             self.bwin.Sync()
-            self._wake(others)
+            self._wake(i for i in range(1, self.nsize) if self.active[i])
         else:
-            if last:
-                self._wake([0])
             self._sleep_until_woken()
             self.win.Sync()
             self.bwin.Sync()
-        return int(self.res_counts[p, self.rank]), int(self.res_next[p])
+        if self.multi_node:
+            return int(self.res_counts[p, self.rank]), int(self.res_next[p])
+        return int(self.counts[p, :, self.rank].sum()), int(self.next[p][self.active].min())
 
     def _leader_exchange(self, epoch: int, on_idle) -> None:
         """Node leaders combine counts, published state and the root's blob over MPI."""
@@ -218,11 +177,11 @@ class WindowSync:
         blob_n = self.bloblen[p:p + 1] if self.rank == 0 else np.zeros(1, np.int64)
         summed = np.concatenate([self.counts[p].sum(axis=0), mine.ravel(), blob_n])
         total = np.empty_like(summed)
-        nxt = np.array([self.next[p].min()], dtype=np.int64)
+        nxt = np.array([self.next[p][self.active].min()], dtype=np.int64)
         gmin = np.empty_like(nxt)
         reqs = [self.leaders.Iallreduce(summed, total, op=MPI.SUM),
                 self.leaders.Iallreduce(nxt, gmin, op=MPI.MIN)]
-        backoff_wait(lambda: MPI.Request.Testall(reqs), on_idle, self.nap)
+        backoff_wait(lambda: MPI.Request.Testall(reqs), on_idle)
         W = self.world
         self.res_counts[p, :] = total[:W]
         self.pub[p].ravel()[:] = total[W:W + self.pub[p].size]
@@ -232,7 +191,7 @@ class WindowSync:
         if n:
             data = np.array(self.blob[p, :n]) if self.rank == 0 else np.empty(n, np.uint8)
             req = self.leaders.Ibcast(data, root=0)
-            backoff_wait(req.Test, on_idle, self.nap)
+            backoff_wait(req.Test, on_idle)
             self.blob[p, :n] = data
 
     def set_dormant(self, dormant_node_ranks) -> None:

@@ -11,8 +11,18 @@ from collections import OrderedDict
 from emu import protocol as P
 from emu.mm.mm_types import AddressSpace, Folio, MmStruct
 from emu.mm.page_alloc import PageAllocator
-from emu.mm.replica import FRAME_CID, FRAME_GEN, FRAME_VER, LATEST, MM_GEN, PTE, VCID, \
-    MasterReplica, make_pte, pte_pfn
+from emu.mm.replica import (
+    FRAME_CID,
+    FRAME_GEN,
+    FRAME_VER,
+    LATEST,
+    MM_GEN,
+    PTE,
+    VCID,
+    MasterReplica,
+    make_pte,
+    pte_pfn,
+)
 from emu.mm.tlb import Shootdown, mm_cpumask
 
 VMSTAT = ("pgfault", "pgmajfault", "pgalloc", "pgfree", "allocstall", "pgscan_kswapd",

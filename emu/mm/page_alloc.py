@@ -12,7 +12,6 @@ from collections import deque
 from emu.errors import EmuError
 
 
-
 def zone_batchsize(managed: int) -> int:
     """pcp->batch as zone_batchsize() computes it."""
     batch = min(managed >> 10, (1 << 20) // 4096) // 4

@@ -89,7 +89,7 @@ def switch_mm_irqs_off(cpu, mm: int) -> None:
         return
     cpu.join_cpumask(mm)
     gen = cpu.replica.mm_gen[mm]
-    for i, slot in enumerate(cpu.slots):
+    for i, slot in enumerate(cpu.slots):  # noqa: B007 - i is the slot found
         if slot[0] == mm:
             need_flush = slot[1] < gen
             break

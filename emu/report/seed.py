@@ -24,10 +24,9 @@ def seed_comparison(runs: list[dict]) -> str:
     l_run = pol.get("luf")
     sv, sl = seed["vanilla"], seed["luf"]
     ipis_v = sum(v["per_cpu"]["tlb_shootdowns"])
-    line = f"TLB shootdowns/CPU  slides: vanilla {mean(sv['tlb_shootdowns_per_cpu']):,.0f}, " \
-           f"luf {mean(sl['tlb_shootdowns_per_cpu']):,.0f} " \
-           f"({100 * (mean(sl['tlb_shootdowns_per_cpu']) / mean(sv['tlb_shootdowns_per_cpu']) - 1):+.1f}%)" \
-           f";  emu: vanilla {ipis_v / v['cpus']:,.1f}"
+    seed_v, seed_l = mean(sv["tlb_shootdowns_per_cpu"]), mean(sl["tlb_shootdowns_per_cpu"])
+    line = f"TLB shootdowns/CPU  slides: vanilla {seed_v:,.0f}, luf {seed_l:,.0f} " \
+           f"({100 * (seed_l / seed_v - 1):+.1f}%);  emu: vanilla {ipis_v / v['cpus']:,.1f}"
     if l_run:
         ipis_l = sum(l_run["per_cpu"]["tlb_shootdowns"])
         line += f", luf {ipis_l / l_run['cpus']:,.1f}"
@@ -39,9 +38,11 @@ def seed_comparison(runs: list[dict]) -> str:
                           ("iTLB-load-misses", "itlb_load_misses", "iTLB_load_misses")):
         line = f"{name:<18}  slides: {100 * (sl[sk] / sv[sk] - 1):+.1f}%"
         if l_run and sum(v["per_cpu"][key]):
-            line += f";  emu: {100 * (sum(l_run['per_cpu'][key]) / sum(v['per_cpu'][key]) - 1):+.1f}%"
+            ratio = sum(l_run["per_cpu"][key]) / sum(v["per_cpu"][key])
+            line += f";  emu: {100 * (ratio - 1):+.1f}%"
         rows.append(line)
-    line = f"runtime per run     slides: {100 * (mean(sl['llama_total_time_ms']) / mean(sv['llama_total_time_ms']) - 1):+.1f}%"
+    ratio = mean(sl["llama_total_time_ms"]) / mean(sv["llama_total_time_ms"])
+    line = f"runtime per run     slides: {100 * (ratio - 1):+.1f}%"
     if l_run and v["runtime_ns"]:
         line += f";  emu: {100 * (l_run['runtime_ns'] / v['runtime_ns'] - 1):+.1f}%"
     rows.append(line)

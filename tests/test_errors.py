@@ -1,0 +1,41 @@
+"""Bad input: one line naming the problem and where, exit status 2, no traceback, no
+hang. A failure on any rank ends the whole job quickly."""
+
+import time
+
+import pytest
+from conftest import run_emu
+
+BAD = {
+    "unknown scenario": (["--scenario", "no-such-thing"], "unknown scenario 'no-such-thing'"),
+    "unknown key": (["--scenario", "{dir}/unknown.toml"], "unknown.toml:4: key 'machine.cpux'"),
+    "malformed": (["--scenario", "{dir}/bad.toml"], "malformed TOML"),
+    "negative": (["--scenario", "munmap-pair", "--set", "machine.dram_pages=-5"],
+                 "must not be negative"),
+    "placement": (["--scenario", "munmap-pair", "--cpus", "1"], "cannot be placed on 2 ranks"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_clear_line(case, tmp_path):
+    (tmp_path / "unknown.toml").write_text(
+        "[scenario]\ndescription = 'x'\n[machine]\ncpux = 4\n")
+    (tmp_path / "bad.toml").write_text("[scenario\nname = 1\n")
+    args, expected = BAD[case]
+    args = [a.replace("{dir}", str(tmp_path)) for a in args]
+    res = run_emu(2, "run", *args, timeout=60, check=False)
+    assert res.returncode == 2, res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, res.stderr
+    assert expected in lines[0] and "Traceback" not in res.stderr
+
+
+def test_failure_on_a_nonzero_rank_aborts_the_job(tmp_path):
+    t0 = time.monotonic()
+    res = run_emu(4, "run", "--scenario", "munmap-storm", "--cpus", "4",
+                  "--debug-fail-rank", "2", timeout=60, check=False)
+    assert time.monotonic() - t0 < 30
+    assert res.returncode != 0
+    emu_lines = [line for line in res.stderr.splitlines() if line.startswith("emu:")]
+    assert len(emu_lines) == 1 and "rank 2" in emu_lines[0] and "injected" in emu_lines[0]
+    assert "Traceback" not in res.stderr

@@ -1,0 +1,46 @@
+"""Policy comparisons and the safety oracle on the built-in scenarios."""
+
+from conftest import ipis, run_json
+
+SMALL_LLAMA = ["--cpus", "48", "--set", "process.0.threads.0.repeat=3",
+               "--set", "process.1.threads.0.repeat=3", "--set", "process.2.threads.0.repeat=3"]
+
+
+def _compare(tmp_path, scenario, policies, *extra, ranks=4):
+    doc = run_json(ranks, tmp_path, "compare", "--scenario", scenario, "--policies",
+                   ",".join(policies), *extra, timeout=300)
+    return {r["policy"]: r for r in doc["runs"]}
+
+
+def test_migrate_luf_defers_read_only_unmaps_safely_and_unsafe_is_caught(tmp_path):
+    runs = _compare(tmp_path, "migrate", ["vanilla", "luf", "unsafe"], "--cpus", "8")
+    assert ipis(runs["vanilla"]) > 0
+    assert ipis(runs["luf"]) <= ipis(runs["vanilla"])
+    assert runs["luf"]["policy_stats"]["pages_deferred"] > 0
+    assert runs["vanilla"]["oracle"]["violations"] == 0
+    assert runs["luf"]["oracle"]["violations"] == 0
+    assert runs["unsafe"]["oracle"]["violations"] > 0
+    assert runs["vanilla"]["vmstat"]["pgmigrate_success"] > 0
+
+
+def test_migrate_writable_share_is_not_deferred(tmp_path):
+    runs = _compare(tmp_path, "migrate", ["vanilla", "luf"], "--cpus", "8",
+                    "--set", "vars.rw_fraction=1.0")
+    assert runs["luf"]["oracle"]["violations"] == 0
+    assert ipis(runs["luf"]) > 0
+
+
+def test_user_unmaps_are_not_lazy_luf_equals_vanilla(tmp_path):
+    runs = _compare(tmp_path, "munmap-storm", ["vanilla", "luf"], "--cpus", "8",
+                    "--set", "process.0.threads.0.repeat=20")
+    assert ipis(runs["vanilla"]) > 0
+    assert runs["luf"]["per_cpu"]["tlb_shootdowns"] == runs["vanilla"]["per_cpu"]["tlb_shootdowns"]
+    assert runs["luf"]["policy_stats"]["pages_deferred"] == 0
+
+
+def test_small_llama_tiering_is_safe_under_vanilla_and_luf(tmp_path):
+    runs = _compare(tmp_path, "llama-tiering", ["vanilla", "luf"], *SMALL_LLAMA)
+    for run in runs.values():
+        assert run["oracle"]["violations"] == 0 and run["oracle"]["checked"] > 0
+        assert all(p["finished"] for p in run["processes"])
+    assert runs["luf"]["policy_stats"]["pages_deferred"] > 0

@@ -1,0 +1,102 @@
+"""Pure logic, no MPI: TLB arrays, flush ranges, LUF bookkeeping, watermarks, the
+allocator's preference for clean pages, scenario loading and its errors."""
+
+import pytest
+
+from emu.errors import EmuError
+from emu.hw.tlb_cache import TLBArray, tlb_key
+from emu.mm.page_alloc import FreeList, compute_watermarks, zone_batchsize
+from emu.mm.tlb import flush_npages
+from emu.policy.luf_batch import LufBatch, LufTable, ugen_before
+from emu.protocol import FULL
+from emu.scenario.load import builtin_names, load_scenario
+
+
+def test_tlb_is_set_associative_lru():
+    tlb = TLBArray(8, 2)                       # 4 sets of 2 ways
+    for v in (0, 4, 8):                        # all map to set 0
+        tlb.insert(tlb_key(1, v), v, ("e", v))
+    assert tlb.lookup(tlb_key(1, 0), 0) is None        # oldest evicted
+    assert tlb.lookup(tlb_key(1, 4), 4) == ("e", 4)
+    tlb.insert(tlb_key(1, 12), 12, ("e", 12))           # 8 is now least recent
+    assert tlb.lookup(tlb_key(1, 8), 8) is None
+    assert tlb.lookup(tlb_key(2, 4), 4) is None         # another PCID tag never matches
+    tlb.invalidate(tlb_key(1, 4), 4)
+    assert tlb.lookup(tlb_key(1, 4), 4) is None
+
+
+def test_range_flush_ceiling_is_33_pages():
+    assert flush_npages(33, 33) == 33
+    assert flush_npages(34, 33) == FULL
+
+
+def test_ugen_comparison_survives_wrap_around():
+    assert ugen_before(1, 2, bits=8)
+    assert not ugen_before(2, 1, bits=8)
+    assert ugen_before(250, 3, bits=8)          # 3 is newer after wrapping past 255
+    assert not ugen_before(3, 250, bits=8)
+    assert not ugen_before(7, 7, bits=8)
+
+
+def test_luf_key_collision_folds_masks_and_keeps_newer_ugen():
+    table = LufTable(ncpus=4, bits=16, nr_keys=2)
+    k1, u1 = table.add({0, 1})
+    k2, u2 = table.add({2})
+    k3, u3 = table.add({3})                     # same key as k1: folds
+    assert k3 == k1 and k2 != k1
+    assert table.batches[k1].cpumask == {0, 1, 3}
+    assert table.batches[k1].ugen == u3 and u3 > u1
+
+
+def test_partial_shootdown_selects_only_cpus_not_done():
+    table = LufTable(ncpus=4)
+    _, ugen = table.add({0, 1, 2, 3})
+    table.mark_done([1, 3], ugen)
+    assert table.pending_cpus(LufBatch({0, 1, 2, 3}, ugen)) == [0, 2]
+    table.mark_done([0, 2], ugen)
+    assert table.pending_cpus(LufBatch({0, 1, 2, 3}, ugen)) == []
+    _, newer = table.add({0})
+    assert table.pending_cpus(LufBatch({0}, newer)) == [0]
+
+
+def test_watermarks_follow_the_kernel_formula():
+    marks = compute_watermarks([3000, 6857], 0, 10)
+    wmin, low, high = marks[0]
+    assert 0 < wmin < low < high < 3000
+    assert low - wmin == high - low
+    assert zone_batchsize(1 << 20) == 63 and zone_batchsize(1000) == 1
+
+
+def test_allocator_prefers_clean_pages():
+    fl = FreeList(0, [], ncpus=1, batch=1, high=8)
+    fl.pcp_pending[0].extend([1, 2])
+    fl.buddy.extend([3])
+    from emu.mm.page_alloc import PageAllocator
+    alloc = PageAllocator.__new__(PageAllocator)
+    alloc.nodes = [fl]
+    assert alloc.take(0, 0) == (3, False)       # the clean page first
+    assert alloc.take(0, 0) == (1, True)        # then pending ones
+
+
+def test_every_builtin_scenario_loads():
+    names = builtin_names()
+    for required in ("munmap-pair", "madvise-pair", "mprotect-pair", "munmap-storm",
+                     "llama-tiering", "reclaim", "migrate"):
+        assert required in names
+    for name in names:
+        assert load_scenario(name)["process"]
+
+
+def test_set_overrides_and_rejects_unknown_keys():
+    sc = load_scenario("munmap-pair", ["machine.dram_pages=8192", "vars.sibling=sleep"])
+    assert sc["machine"]["dram_pages"] == 8192
+    assert sc["process"][0]["threads"][1]["steps"][0]["op"] == "sleep"
+    with pytest.raises(EmuError, match="unknown key 'machine.nope'"):
+        load_scenario("munmap-pair", ["machine.nope=1"])
+
+
+def test_scenario_errors_name_file_line_and_key(tmp_path):
+    bad = tmp_path / "s.toml"
+    bad.write_text("[scenario]\n\n[machine]\ndram_pages = -3\n")
+    with pytest.raises(EmuError, match=r"s.toml:4: key 'machine.dram_pages'.*negative"):
+        load_scenario(str(bad))

@@ -72,8 +72,10 @@ class Engine:
         self.stats["mpi_bytes"] += len(data)
 
     def _drain(self) -> None:
-        """Receive every message of this epoch that has arrived."""
+        """Receive every message of this epoch that has arrived; push our own sends."""
         MPI, st, tag = self.MPI, self._status, self.epoch & 1
+        if self._requests and MPI.Request.Testall([r for r, _ in self._requests]):
+            self._requests.clear()
         while self.comm.Iprobe(MPI.ANY_SOURCE, tag, st):
             buf = bytearray(st.Get_count(MPI.BYTE))
             self.comm.Recv([buf, MPI.BYTE], st.Get_source(), tag)

@@ -16,6 +16,7 @@ parity: a rank can be at most one epoch ahead of the slowest, so two suffice.
 """
 
 import os
+import select
 import shutil
 import tempfile
 import time
@@ -25,6 +26,8 @@ import numpy as np
 from emu.engine.component import INF
 
 NAP_S = 2e-4          # longest sleep between polls
+PIPE_NAP_S = 1e-3     # a rank asleep on its pipe still drives MPI progress this often...
+PIPE_NAP_MAX_S = 8e-3  # ...backing off to this
 FIRST_NAP_S = 2e-5    # first sleep; doubles up to the longest
 DORMANT_NAP_S = 2e-2  # a dormant rank checks for the end this often
 BLOB_BYTES = 8 << 20  # broadcast blob capacity per epoch
@@ -119,7 +122,13 @@ class WindowSync:
         self.wfds = [os.open(os.path.join(self.pipe_dir, str(i)), os.O_WRONLY | os.O_NONBLOCK)
                      for i in range(self.nsize)]
 
-    def _sleep_until_woken(self) -> None:
+    def _sleep_until_woken(self, on_idle) -> None:
+        """Block on the pipe; every few ms run `on_idle` so MPI makes progress on sends
+        that were queued because a receiver's shared-memory cells were full."""
+        timeout = PIPE_NAP_S
+        while not select.select([self.rfd], [], [], timeout)[0]:
+            on_idle()
+            timeout = min(PIPE_NAP_MAX_S, timeout * 2)
         os.read(self.rfd, 1)
 
     def _wake(self, ranks) -> None:
@@ -162,7 +171,7 @@ class WindowSync:
             self.bwin.Sync()
             self._wake(i for i in range(1, self.nsize) if self.active[i])
         else:
-            self._sleep_until_woken()
+            self._sleep_until_woken(on_idle)
             self.win.Sync()
             self.bwin.Sync()
         if self.multi_node:

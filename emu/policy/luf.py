@@ -11,8 +11,9 @@ state, write()/truncate of a file with pending state, munmap/mprotect/madvise on
 with pending state, a reclaim candidate that was not freed after all.
 """
 
+from emu.engine.process import Wait
 from emu.policy.base import ShootdownPolicy, TlbUbc
-from emu.policy.luf_batch import LufBatch, LufTable
+from emu.policy.luf_batch import LufBatch, LufTable, ugen_before
 from emu.protocol import FULL, NO_MM
 
 ZONE_KEY = -2
@@ -28,8 +29,11 @@ class LufPolicy(ShootdownPolicy):
         self.page_key = {}                       # pfn -> luf key (or ZONE_KEY)
         self.zone_batch = [LufBatch() for _ in range(kernel.nodes)]
         self.enabled = not kernel.cfg["init_on_free"]
+        self.inflight = {}                       # cpu -> (ugen, key) of a flush under way
+        self._active: set = set()
+        self._flights = 0
         for key in ("pages_deferred", "takeoff_flushes", "takeoff_no_flush",
-                    "targets_skipped_done", "partial_shootdown_targets"):
+                    "targets_skipped_done", "partial_shootdown_targets", "targets_in_flight"):
             self.stats[key] = 0
 
     # -- deferral (rmap.c / vmscan.c / migrate.c) -----------------------------------------
@@ -86,17 +90,42 @@ class LufPolicy(ShootdownPolicy):
             self.table.batches[key]
 
     def luf_flush(self, task, batch: LufBatch, reason: str):
-        """Partial shootdown: IPI only the CPUs not known to have flushed since."""
+        """Partial shootdown: IPI only the CPUs not known to have flushed since.
+
+        A CPU whose flush to a new enough ugen is already in flight is waited for, not
+        sent another IPI (docs/design.md: in the kernel that flush would be over long
+        before a second allocation; in windows it is not)."""
         targets = self.table.pending_cpus(batch)
         self.stats["targets_skipped_done"] += len(batch.cpumask) - len(targets)
-        if targets:
-            self.stats["partial_shootdown_targets"] += len(targets)
+        waits, new = set(), []
+        for c in targets:
+            flight = self.inflight.get(c)
+            if flight is not None and not ugen_before(flight[0], batch.ugen, self.table.bits):
+                waits.add(flight[1])
+            else:
+                new.append(c)
+        self.stats["targets_in_flight"] += len(targets) - len(new)
+        if new:
+            self.stats["partial_shootdown_targets"] += len(new)
             self.count(f"flush_{reason}")
             task.source = "luf_takeoff" if reason == "takeoff" else "luf_hook"
             ugen = self.table.ugen      # a full flush covers every batch deferred so far
-            yield from self.k.shootdown(task, targets, NO_MM, 0, FULL, 0, False)
-            self.table.mark_done(targets, ugen)
-        return bool(targets)
+            self._flights += 1
+            key = ("luf-flush", self._flights)
+            for c in new:
+                self.inflight[c] = (ugen, key)
+            self._active.add(key)
+            yield from self.k.shootdown(task, new, NO_MM, 0, FULL, 0, False)
+            self.table.mark_done(new, ugen)
+            for c in new:
+                if self.inflight.get(c, (0, None))[1] == key:
+                    del self.inflight[c]
+            self._active.discard(key)
+            self.k.coord.runner.notify(key, task.t)
+        for key in sorted(waits, key=lambda k: k[1]):
+            if key in self._active:
+                yield Wait(key)
+        return bool(new)
 
     def take_off(self, task, pfn: int, pending: bool):
         if not pending or pfn not in self.page_key:
@@ -105,9 +134,10 @@ class LufPolicy(ShootdownPolicy):
         self.stats["takeoff_flushes" if did else "takeoff_no_flush"] += 1
 
     def _flush_owner(self, task, owner, reason: str):
-        if owner is not None and owner.luf is not None and not owner.luf.empty():
-            yield from self.luf_flush(task, owner.luf, reason)
-            if not self.table.pending_cpus(owner.luf):
+        batch = owner.luf if owner is not None else None
+        if batch is not None and not batch.empty():
+            yield from self.luf_flush(task, batch, reason)
+            if owner.luf is batch and not self.table.pending_cpus(batch):
                 owner.luf = None
 
     def mm_change(self, task, mm):

@@ -8,8 +8,9 @@ which the coordinator is placed, so their IPIs leave CPU 0's rank directly.
 
 from emu import protocol as P
 from emu.engine.component import INF, Component
-from emu.engine.process import Delay, Process, ProcessRunner
-from emu.mm import filemap, madvise, memory, migrate, mmap, mprotect, numa_balancing, vmscan
+from emu.engine.process import Delay, Process, ProcessRunner, Wait
+from emu.mm import (filemap, madvise, memory, migrate, mmap, mprotect, numa_balancing,
+                    page_alloc, vmscan)
 from emu.mm.kernel import Kernel
 from emu.mm.tlb import Shootdown, ipi_targets
 from emu.policy import make_policy
@@ -101,8 +102,9 @@ class Coordinator(Component):
         kind, p = ev[4], ev[5]
         k = self.k
         if kind == P.FAULT:
-            tid, vpage, access, cpu = p
-            self._user(lambda task: memory.handle_mm_fault(k, task, vpage, access), t, cpu, tid)
+            tid, vpage, access, cpu, segv_skip = p
+            self._user(lambda task: memory.handle_mm_fault(k, task, vpage, access), t, cpu, tid,
+                       segv_skip)
         elif kind == P.SYSCALL:
             tid, op, args, cpu = p
             self._user(lambda task: self._syscall(task, op, args), t, cpu, tid)
@@ -124,28 +126,47 @@ class Coordinator(Component):
         else:
             raise RuntimeError(f"coordinator: unexpected event kind {kind}")
 
-    def _user(self, body, t: int, cpu: int, tid: int) -> None:
+    def _user(self, body, t: int, cpu: int, tid: int, segv_skip: int = 0) -> None:
         """A kernel task on behalf of thread `tid` on `cpu`; the thread resumes after it."""
         def run(task):
-            yield from body(task)
-            self.send(task.cpu, P.REPLY, (task.tid,), task.t)
+            try:
+                yield from body(task)
+            except memory.SegFault:
+                if not segv_skip:
+                    raise
+                self.send(task.cpu, P.REPLY, (task.tid, 1), task.t)
+                return
+            self.send(task.cpu, P.REPLY, (task.tid, 0), task.t)
         self.runner.spawn(run, t, cpu, "user", tid=tid)
 
     def _syscall(self, task, op: str, args):
         k = self.k
+        if op == "kalloc":
+            yield from page_alloc.kernel_alloc(k, task, args[0])
+            return
         if op in ("write", "truncate"):
             fn = filemap.generic_perform_write if op == "write" else filemap.truncate_pagecache
             yield from fn(k, task, *args)
             return
         vma = k.layout.vmas[args[0]]
-        if op == "mmap":
-            yield from mmap.do_mmap(k, task, vma, bool(args[1]))
-        elif op == "munmap":
-            yield from mmap.do_munmap(k, task, vma)
+        if op in ("mmap", "munmap"):
+            mm = k.mms[vma.mm]
+            while mm.mmap_locked:
+                yield Wait(("mmap_lock", mm.id))
+            mm.mmap_locked = True
+            try:
+                if op == "mmap":
+                    yield from mmap.do_mmap(k, task, vma, bool(args[1]))
+                else:
+                    yield from mmap.do_munmap(k, task, vma)
+            finally:
+                mm.mmap_locked = False
+                self.runner.notify(("mmap_lock", mm.id), task.t)
         elif op == "mprotect":
             yield from mprotect.do_mprotect(k, task, vma, args[1])
         elif op == "madvise":
-            yield from madvise.madvise_dontneed(k, task, vma)
+            advise = madvise.madvise_pageout if args[1] == "pageout" else madvise.madvise_dontneed
+            yield from advise(k, task, vma)
 
     # -- shootdowns -----------------------------------------------------------------------
     def _dispatch(self, proc, req) -> None:

@@ -12,7 +12,8 @@ BAD = {
     "malformed": (["--scenario", "{dir}/bad.toml"], "malformed TOML"),
     "negative": (["--scenario", "munmap-pair", "--set", "machine.dram_pages=-5"],
                  "must not be negative"),
-    "placement": (["--scenario", "munmap-pair", "--cpus", "1"], "cannot be placed on 2 ranks"),
+    "placement": (["--scenario", "reclaim", "--cpus", "1"], "cannot be placed on 2 ranks"),
+    "pinning": (["--scenario", "munmap-pair", "--cpus", "1"], "pinned to CPUs [1] but the machine has 1"),
 }
 
 

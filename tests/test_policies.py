@@ -44,3 +44,19 @@ def test_small_llama_tiering_is_safe_under_vanilla_and_luf(tmp_path):
         assert run["oracle"]["violations"] == 0 and run["oracle"]["checked"] > 0
         assert all(p["finished"] for p in run["processes"])
     assert runs["luf"]["policy_stats"]["pages_deferred"] > 0
+
+
+def test_hazards_luf_is_as_safe_as_its_hooks(tmp_path):
+    """(b) a second writable mmap bypasses LUF's hooks: the oracle must show it, and the
+    fixed variant closes it; (e) write() goes through write_begin's hook: safe."""
+    writer = _compare(tmp_path, "hazard-shared-writer", ["vanilla", "luf", "luf-fixed", "unsafe"],
+                      "--cpus", "8")
+    assert writer["vanilla"]["oracle"]["violations"] == 0
+    assert writer["luf"]["oracle"]["by_kind"]["stale-read-after-divergence"] > 0
+    assert writer["luf-fixed"]["oracle"]["violations"] == 0
+    assert writer["luf-fixed"]["policy_stats"]["flush_mkwrite_file"] > 0
+    assert writer["unsafe"]["oracle"]["violations"] > 0
+    write = _compare(tmp_path, "hazard-write", ["luf", "unsafe"], "--cpus", "8")
+    assert write["luf"]["oracle"]["violations"] == 0
+    assert write["luf"]["policy_stats"]["flush_file_write"] > 0
+    assert write["unsafe"]["oracle"]["violations"] > 0

@@ -19,7 +19,7 @@ from emu.workload.patterns import EXEC, READ, WRITE
 STATS = ("tlb_shootdowns", "dtlb_load_misses", "dtlb_store_misses", "itlb_load_misses",
          "nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
          "nr_tlb_local_flush_one", "tlb_flush_on_switch", "page_faults", "context_switches",
-         "accesses", "ipi_sent", "busy_ns", "idle_ns", "ipi_handler_ns")
+         "accesses", "ipi_sent", "busy_ns", "idle_ns", "ipi_handler_ns", "segv_skipped")
 
 YOUNG_REPORT_PAGES = 64          # accessed-bit reports: at least this many pages...
 YOUNG_REPORT_NS = 50_000         # ...or this much simulated time since the last report
@@ -296,7 +296,8 @@ class Cpu(Component):
             return (pte, self.replica.vcid[vpage], self.replica.frame_gen[pfn])
         st["page_faults"] += 1
         self.clock += self.cost["page_fault_ns"]
-        self.send(self.coordinator, P.FAULT, (th.tid, vpage, kind, self.cid), self.clock)
+        skip = th.action[4] if th.action else 0
+        self.send(self.coordinator, P.FAULT, (th.tid, vpage, kind, self.cid, skip), self.clock)
         self._block(th, "kernel")
         return None
 
@@ -311,6 +312,9 @@ class Cpu(Component):
             th = self.threads[payload[0]]
             if th.state == "done":
                 return
+            if len(payload) > 1 and payload[1]:      # SIGSEGV, handled by skipping it
+                th.pos += 1
+                self.stats["segv_skipped"] += 1
             th.state = "ready"
             if self.current is None:
                 self._switch_to(th)

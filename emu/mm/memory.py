@@ -13,6 +13,10 @@ from emu.mm.replica import make_pte, pte_pfn, pte_write
 from emu.workload.patterns import WRITE
 
 
+class SegFault(EmuError):
+    """An access the kernel would answer with SIGSEGV."""
+
+
 def vma_writable(k, vma) -> bool:
     return "w" in k.vma_prot[id(vma)]
 
@@ -20,9 +24,13 @@ def vma_writable(k, vma) -> bool:
 def handle_mm_fault(k, task, vpage: int, access: int):
     k.vmstat["pgfault"] += 1
     vma = k.vma_of[vpage]
+    mm = k.mms[vma.mm]
+    while mm.mmap_locked:                      # mmap/munmap in progress: mmap_lock
+        yield Wait(("mmap_lock", mm.id))
+        vma = k.vma_of[vpage]
     if not k.vma_mapped[id(vma)] or k.vma_prot[id(vma)] == "none":
-        raise EmuError(f"a thread of '{k.mms[vma.mm].name}' touched '{vma.name}', which is "
-                       "not mapped or PROT_NONE at that time (segmentation fault)", "scenario")
+        raise SegFault(f"a thread of '{mm.name}' touched '{vma.name}', which is not mapped "
+                       "or PROT_NONE at that time (segmentation fault)", "scenario")
     pte = k.R.pte[vpage]
     if pte >= 0 and not pte & 1:
         folio = k.folios[pte_pfn(pte)]

@@ -13,6 +13,7 @@ class MmStruct:
     tlb_flush_batched_pending: int = 0   # mm->tlb_flush_batched: pending ...
     tlb_flush_batched_flushed: int = 0   # ... and flushed halves
     numa_scan_offset: int = 0
+    mmap_locked: bool = False        # mmap_lock held for write by mmap/munmap
     luf: object = None               # policy state folded into the mm (LUF)
 
 

@@ -159,3 +159,18 @@ def alloc_pages(k, task, preferred: int = 0, thisnode: bool = False):
             return pfn
     raise OutOfMemory("simulated out of memory: no free frame after direct reclaim "
                       "(the scenario's working set does not fit; swap is off)")
+
+
+KERNEL_CID = -3       # what a frame holds once the kernel (slab) owns it
+
+
+def kernel_alloc(k, task, npages: int):
+    """Pages for the kernel (slab, page tables): allocated, written, never freed here."""
+    from emu.engine.process import Delay
+    from emu.mm.replica import FRAME_CID
+
+    for _ in range(npages):
+        pfn = yield from alloc_pages(k, task)
+        k.R.set(FRAME_CID, pfn, KERNEL_CID)
+        k.folios[pfn].cid = KERNEL_CID
+        yield Delay(k.cost["migrate_copy_ns"])

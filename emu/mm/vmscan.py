@@ -71,13 +71,12 @@ def isolate(k, node: int, nr: int) -> list[int]:
 def shrink_node(k, task, node: int, kswapd: bool):
     """One shrink_inactive_list() round; returns the number of folios reclaimed."""
     from emu.mm.migrate import migrate_pages_batch
-    from emu.mm.rmap import try_to_unmap
 
     scan, steal = ("pgscan_kswapd", "pgsteal_kswapd") if kswapd else \
         ("pgscan_direct", "pgsteal_direct")
     isolated = isolate(k, node, k.cfg["swap_cluster_max"])
     k.vmstat[scan] += len(isolated)
-    batch, to_free, demote = TlbUbc(), [], []
+    to_free, demote = [], []
     for pfn in isolated:
         folio = k.folios[pfn]
         if folio_referenced(k, folio):
@@ -94,8 +93,6 @@ def shrink_node(k, task, node: int, kswapd: bool):
         if folio.anon and not k.cfg["swap"]:
             k.lru_add(pfn, active=True)
             continue
-        task.source = "reclaim"
-        yield from try_to_unmap(k, task, batch, pfn)
         to_free.append(pfn)
     reclaimed = 0
     if demote:
@@ -105,26 +102,36 @@ def shrink_node(k, task, node: int, kswapd: bool):
                                                       else "pgdemote_direct")
         reclaimed += done
         for pfn in failed:                     # demotion target full: reclaim instead
-            folio = k.folios[pfn]
-            if folio.anon:
+            if k.folios[pfn].anon:
                 k.lru_add(pfn, active=True)
-                continue
-            task.source = "reclaim"
-            yield from try_to_unmap(k, task, batch, pfn)
-            to_free.append(pfn)
+            else:
+                to_free.append(pfn)
+    reclaimed += yield from reclaim_folio_list(k, task, to_free)
+    k.vmstat[steal] += reclaimed
+    yield Delay(SCAN_COST_NS * max(1, len(isolated)))
+    return reclaimed
+
+
+def reclaim_folio_list(k, task, pfns: list[int]):
+    """The unmap-and-free part of shrink_folio_list(): unmap every folio with its flush
+    batched, one try_to_unmap_flush(), then free those nobody faulted back meanwhile."""
+    from emu.mm.rmap import try_to_unmap
+
+    batch = TlbUbc()
     task.source = "reclaim"
+    for pfn in pfns:
+        yield from try_to_unmap(k, task, batch, pfn)
     yield from k.policy.try_to_unmap_flush(task, batch)
-    for pfn in to_free:
+    freed = 0
+    for pfn in pfns:
         folio = k.folios[pfn]
         if folio.mapcount or folio.locked:     # faulted back in meanwhile: keep it
             yield from k.policy.folio_not_freed(task, batch, folio)
             k.lru_add(pfn)
             continue
         k.free_folio(pfn, task.cpu)
-        reclaimed += 1
-    k.vmstat[steal] += reclaimed
-    yield Delay(SCAN_COST_NS * max(1, len(isolated)))
-    return reclaimed
+        freed += 1
+    return freed
 
 
 def kswapd(k, task, node: int):

@@ -94,7 +94,7 @@ STEP = {
     "op": "",                # touch (or spin), mmap, munmap, mprotect, madvise, write, truncate, sleep
     "mapping": "",
     "file": "",
-    "pages": 0,              # pages touched / written; 0: the whole mapping or my part
+    "pages": 0,              # pages touched / written / kalloc'ed; 0: the whole mapping or my part
     "offset": 0,
     "pattern": "seq",        # seq | random | zipf
     "zipf_a": 1.2,
@@ -107,6 +107,8 @@ STEP = {
     "fixed": False,          # mmap MAP_FIXED over whatever is mapped
     "ns": 0,                 # for sleep
     "tag": "",               # a label the report uses (e.g. "token")
+    "segv": "error",         # touch of an unmapped address: error | skip (a SIGSEGV handler)
 }
 
-OPS = ("touch", "spin", "mmap", "munmap", "mprotect", "madvise", "write", "truncate", "sleep")
+OPS = ("touch", "spin", "mmap", "munmap", "mprotect", "madvise", "write", "truncate", "sleep",
+       "kalloc")

@@ -232,6 +232,9 @@ def _check_references(sc: dict, where) -> None:
                     raise EmuError(f"unknown file '{s['file']}'", where(f"{key}.file"))
                 if s["op"] == "mprotect" and s["prot"] not in ("r", "rw", "rx", "none"):
                     raise EmuError(f"unknown prot '{s['prot']}'", where(f"{key}.prot"))
+                if s["op"] == "madvise" and s["advice"] not in ("dontneed", "pageout"):
+                    raise EmuError(f"unknown advice '{s['advice']}' (dontneed or pageout)",
+                                   where(f"{key}.advice"))
                 if s["pattern"] not in ("seq", "random", "zipf"):
                     raise EmuError(f"unknown pattern '{s['pattern']}'", where(f"{key}.pattern"))
                 if s["access"] not in ("read", "write", "exec", "mix"):

@@ -1,7 +1,7 @@
 """A simulated thread: its scenario steps, run as a generator of actions (SimPy style).
 
 Actions the CPU executes:
-    ("touch", vpages, kinds, work_ns)   page accesses through the TLB
+    ("touch", vpages, kinds, work_ns, segv_skip)   page accesses through the TLB
     ("syscall", op, args)               handled by the coordinator; the thread waits
     ("sleep", ns)
     ("exit",)
@@ -11,7 +11,6 @@ import numpy as np
 
 from emu.workload.patterns import access_kinds, page_sequence
 
-SYSCALL_OPS = ("mmap", "munmap", "mprotect", "madvise", "write", "truncate")
 PROT_BITS = {"none": 0, "r": 1, "rw": 3, "rx": 5}
 
 
@@ -51,10 +50,12 @@ class Thread:
         kinds = access_kinds(step["access"], count, step["write_fraction"], self.rng)
         if step["access"] != "mix" and vma.kind == "code":
             kinds = 2
-        return ("touch", vpages, kinds, step["work_ns"])
+        return ("touch", vpages, kinds, step["work_ns"], int(step["segv"] == "skip"))
 
     def _syscall(self, step: dict) -> tuple:
         op = step["op"]
+        if op == "kalloc":
+            return ("syscall", op, (step["pages"],))
         if op in ("write", "truncate"):
             return ("syscall", op, (self.file_ids[step["file"]], step["offset"], step["pages"]))
         vma = self._vma(step["mapping"])
@@ -62,6 +63,8 @@ class Thread:
             return ("syscall", op, (vma.idx, PROT_BITS[step["prot"]]))
         if op == "mmap":
             return ("syscall", op, (vma.idx, int(step["fixed"])))
+        if op == "madvise":
+            return ("syscall", op, (vma.idx, step["advice"]))
         return ("syscall", op, (vma.idx,))
 
     def _actions(self):

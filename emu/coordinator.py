@@ -9,8 +9,7 @@ which the coordinator is placed, so their IPIs leave CPU 0's rank directly.
 from emu import protocol as P
 from emu.engine.component import INF, Component
 from emu.engine.process import Delay, Process, ProcessRunner, Wait
-from emu.mm import (filemap, madvise, memory, migrate, mmap, mprotect, numa_balancing,
-                    page_alloc, vmscan)
+from emu.mm import filemap, madvise, memory, migrate, mmap, mprotect, numa_balancing, page_alloc, vmscan
 from emu.mm.kernel import Kernel
 from emu.mm.tlb import Shootdown, ipi_targets
 from emu.policy import make_policy

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run one policy")
     run.add_argument("--policy", default="vanilla",
-                     help="vanilla, luf, unsafe or ideal (default: %(default)s)")
+                     help="vanilla, luf, luf-fixed, ideal or unsafe (default: %(default)s)")
     _common(run)
     cmp_ = sub.add_parser("compare", help="run several policies and compare them")
     cmp_.add_argument("--policies", default=DEFAULT_POLICIES,
@@ -124,14 +124,13 @@ def cmd_simulate(args, argv: list[str]) -> None:
 
 def _prepare(args, ranks: int):
     from emu.engine.placement import place
-    from emu.policy import POLICIES
+    from emu.policy import check_policy
     from emu.scenario.load import load_scenario
 
     policies = [args.policy] if args.command == "run" else \
         [p.strip() for p in args.policies.split(",") if p.strip()]
     for p in policies:
-        if p not in POLICIES:
-            raise EmuError(f"unknown policy '{p}' (one of {', '.join(POLICIES)})")
+        check_policy(p)
     sc = load_scenario(args.scenario, args.set)
     if args.seed is not None:
         sc["scenario"]["seed"] = args.seed

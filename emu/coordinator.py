@@ -115,6 +115,8 @@ class Coordinator(Component):
             if w[1] <= 0:
                 del self._waiting[p[0]]
                 self.runner.resume(w[0], t)
+        elif kind == P.HOLDS_REPLY:
+            k.policy.holds_reply(*p, t)
         elif kind == P.YOUNG:
             for vp in p:
                 k.young[vp] = 1

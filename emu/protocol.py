@@ -19,6 +19,9 @@ REPLY = 20         # (tid, result)
 IO_WAIT = 21       # (tid,) the thread sleeps in I/O until its REPLY
 DO_SHOOTDOWN = 22  # (token, targets, flush) the CPU must send these IPIs and report back
 LOCAL_FLUSH = 23   # (mm, start, npages, new_gen) flush on the initiating CPU itself
+HOLDS_QUERY = 24   # (token, pfns) ideal policy only: which of these frames do you cache?
+# CPU -> coordinator (ideal policy only; global knowledge, not an IPI)
+HOLDS_REPLY = 15   # (token, pfns held)
 
 MEASURED_KINDS = frozenset({IPI, ACK})
 

@@ -45,6 +45,7 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     """Run `policy` on the scenario across all ranks; rank 0 returns the run's results."""
     t0 = time.perf_counter()
     rank = comm.Get_rank()
+    sc = dict(sc, _policy=policy)
     layout = build_layout(sc)
     file_ids = {f["name"]: i for i, f in enumerate(sc["file"])}
     seed = sc["scenario"]["seed"]

@@ -11,7 +11,7 @@ from collections import deque
 
 from emu import protocol as P
 from emu.engine.component import INF, Component
-from emu.hw.tlb_cache import TLBArray, tlb_key
+from emu.hw.tlb_cache import VPAGE_BITS, TLBArray, tlb_key
 from emu.mm import tlb as x86
 from emu.oracle import OracleLog, judge
 from emu.workload.patterns import EXEC, READ, WRITE
@@ -33,9 +33,10 @@ class Cpu(Component):
         m, c = sc["machine"], sc["cost"]
         self.coordinator, self.ncpus = coordinator, ncpus
         self.replica = replica
-        self.dtlb = TLBArray(m["dtlb_entries"], m["dtlb_ways"])
-        self.itlb = TLBArray(m["itlb_entries"], m["itlb_ways"])
-        self.stlb = TLBArray(m["stlb_entries"], m["stlb_ways"])
+        track = sc["_policy"] == "ideal"        # the ideal policy asks who caches a frame
+        self.dtlb = TLBArray(m["dtlb_entries"], m["dtlb_ways"], track)
+        self.itlb = TLBArray(m["itlb_entries"], m["itlb_ways"], track)
+        self.stlb = TLBArray(m["stlb_entries"], m["stlb_ways"], track)
         self.slots = [[-1, 0, 0] for _ in range(m["pcid_slots"])]  # [mm, tlb_gen, epoch]
         self.next_asid = 0
         self.loaded_mm, self.loaded_slot, self.is_lazy = -1, 0, False
@@ -81,6 +82,15 @@ class Cpu(Component):
     def switch_to_init_mm(self) -> None:
         self.leave_cpumask(self.loaded_mm)
         self.loaded_mm, self.is_lazy = -1, False
+
+    def holds_frame(self, pfn: int) -> bool:
+        """Whether any valid TLB entry still translates to `pfn` (global knowledge)."""
+        for tlb in (self.dtlb, self.itlb, self.stlb):
+            for key in tlb.keys_for_frame(pfn):
+                tag = key >> VPAGE_BITS
+                if self.slots[tag >> 24][2] & 0xFFFFFF == tag & 0xFFFFFF:
+                    return True
+        return False
 
     def _tag(self) -> int:
         s = self.slots[self.loaded_slot]
@@ -327,6 +337,9 @@ class Cpu(Component):
             self._do_shootdown(*payload)
         elif kind == P.LOCAL_FLUSH:
             x86.flush_tlb_func(self, *payload, local=True)
+        elif kind == P.HOLDS_QUERY:
+            held = [pfn for pfn in payload[1] if self.holds_frame(pfn)]
+            self.send(self.coordinator, P.HOLDS_REPLY, (payload[0], held, self.cid), self.clock)
         else:
             raise RuntimeError(f"CPU {self.cid}: unexpected event kind {kind}")
 

@@ -34,7 +34,7 @@ VMSTAT = ("pgfault", "pgmajfault", "pgalloc", "pgfree", "allocstall", "pgscan_ks
 # Where shootdowns come from, for the report's breakdown
 SOURCES = ("munmap", "madvise", "mprotect", "mmap", "truncate", "reclaim", "demotion",
            "promotion", "numa_scan", "migrate", "luf_takeoff", "luf_hook",
-           "batched_pending", "other")
+           "batched_pending", "ideal", "other")
 
 
 class Kernel:

@@ -18,8 +18,12 @@ POLICIES = {
 }
 
 
-def make_policy(name: str, kernel):
+def check_policy(name: str) -> None:
     if name not in POLICIES:
         raise EmuError(f"unknown policy '{name}' (one of {', '.join(POLICIES)})")
+
+
+def make_policy(name: str, kernel):
+    check_policy(name)
     module, cls = POLICIES[name].split(":")
     return getattr(importlib.import_module(module), cls)(kernel)

@@ -263,21 +263,17 @@ class Cpu(Component):
         l1 = self.itlb if kind == EXEC else self.dtlb
         entry = l1.lookup(key, vpage)
         if entry is None:
-            entry = self.stlb.lookup(key, vpage)
+            entry = self.stlb.lookup(key, vpage) or self._fill(self.stlb, th, key, vpage, kind)
             if entry is None:
-                entry = self._walk(th, vpage, kind)
-                if entry is None:
-                    return False
-                self.stlb.insert(key, vpage, entry)
+                return False
             l1.insert(key, vpage, entry)
         pte = entry[0]
         if kind == WRITE and not pte & 2:
-            l1.invalidate(key, vpage)         # write to a read-only entry: fault
+            l1.invalidate(key, vpage)         # write to a read-only entry: walk again
             self.stlb.invalidate(key, vpage)
-            entry = self._walk(th, vpage, kind)
+            entry = self._fill(self.stlb, th, key, vpage, kind)
             if entry is None:
                 return False
-            self.stlb.insert(key, vpage, entry)
             l1.insert(key, vpage, entry)
             pte = entry[0]
         if self.oracle_on:
@@ -288,6 +284,13 @@ class Cpu(Component):
                     self.oracle.record(verdict, self.cid, self.clock, th.mm, vpage, pte >> 2)
         self.clock += self.mem_ns[0 if (pte >> 2) < self.dram_pages else 1]
         return True
+
+    def _fill(self, stlb, th, key: int, vpage: int, kind: int):
+        """Walk the page table into the STLB; None if the walk faulted."""
+        entry = self._walk(th, vpage, kind)
+        if entry is not None:
+            stlb.insert(key, vpage, entry)
+        return entry
 
     def _walk(self, th, vpage: int, kind: int):
         """Page walk of the replica; on a fault, send it and block the thread."""

@@ -126,8 +126,11 @@ def report(doc: dict) -> str:
         o = run["oracle"]
         verdict = "SAFE" if not o["violations"] else "VIOLATIONS"
         kinds = ", ".join(f"{k} {v}" for k, v in o["by_kind"].items() if v)
+        hooks = ", ".join(f"{k[6:]} {v:,}" for k, v in sorted(run["policy_stats"].items())
+                          if k.startswith("flush_") and v)
         out.append(f"-- {run['policy']}: {verdict}: {o['checked']:,} accesses checked, "
-                   f"{o['violations']:,} violations{(' (' + kinds + ')') if kinds else ''}")
+                   f"{o['violations']:,} violations{(' (' + kinds + ')') if kinds else ''}"
+                   + (f"; deferred flushes done by hook: {hooks}" if hooks else ""))
         for v in o["first"][:5]:
             out.append(f"   {v['kind']}: CPU {v['cpu']} at {v['time_ns']} ns, mm {v['mm']}, "
                        f"vpage {v['vpage']}, pfn {v['pfn']}")

@@ -1,0 +1,121 @@
+"""Memory-management logic without MPI: LRU aging and migration batching, driven on a
+Kernel whose coordinator is a plain stand-in (no CPU has run, so no IPI is due)."""
+
+import numpy as np
+
+from emu.engine.process import Delay, ProcessRunner
+from emu.mm import migrate, vmscan
+from emu.mm.kernel import Kernel
+from emu.mm.layout import build_layout
+from emu.mm.replica import make_pte
+from emu.policy.vanilla import VanillaPolicy
+from emu.protocol import PUB_SLOTS
+from emu.scenario.load import load_scenario
+
+
+class StandInCoordinator:
+    """What Kernel reads of its coordinator: published CPU state, a runner, send()."""
+
+    def __init__(self, ncpus):
+        self.engine = type("E", (), {"pub": np.zeros((ncpus + 1, PUB_SLOTS), np.int64),
+                                     "epoch": 1})()
+        self.runner = ProcessRunner(lambda proc, req: None)
+        self.now = 0
+        self.sent = []
+
+    def send(self, *event):
+        self.sent.append(event)
+
+    def local_flush(self, *args):
+        self.sent.append(("local_flush", *args))
+
+
+class Task:
+    cpu, t, tid, kthread, source = 0, 0, -1, True, None
+
+
+def drive(gen):
+    """Run a kernel generator to its end; Delays are skipped (no other process runs)."""
+    try:
+        value = None
+        while True:
+            req = gen.send(value)
+            assert isinstance(req, Delay), req
+    except StopIteration as stop:
+        return stop.value
+
+
+def make_kernel(**overrides):
+    sets = [f"{k}={v}" for k, v in overrides.items()]
+    sc = load_scenario("migrate", ["machine.dram_pages=2048", "machine.cxl_pages=2048", *sets])
+    layout = build_layout(sc)
+    k = Kernel(sc, layout, 4, StandInCoordinator(4))
+    k.policy = CountingPolicy(k)
+    return k
+
+
+class CountingPolicy(VanillaPolicy):
+    def __init__(self, kernel):
+        super().__init__(kernel)
+        self.flushes = 0
+
+    def try_to_unmap_flush(self, task, batch):
+        self.flushes += 1
+        yield from super().try_to_unmap_flush(task, batch)
+
+
+def file_page(k, index, vpage):
+    """Put page `index` of file 0 in the cache, mapped at `vpage`; returns its frame."""
+    pfn, _ = k.alloc.take(0, 0)
+    folio = k.folios[pfn]
+    folio.cid, folio.anon, folio.file, folio.index = k.layout.file_cid(0, index), False, 0, index
+    k.place_content(pfn, folio.cid)
+    k.files[0].pages[index] = pfn
+    k.map_page(vpage, pfn, False)
+    k.lru_add(pfn)
+    return pfn
+
+
+def test_lru_second_chance_then_reclaim_and_activation():
+    k = make_kernel()
+    base = k.layout.vmas[0].start
+    pfns = [file_page(k, i, base + i) for i in range(8)]
+    for i in (0, 1):
+        k.young[base + i] = 1                     # referenced since the last scan
+    k.folios[pfns[1]].referenced = True          # ... and referenced before: activate
+    reclaimed = drive(vmscan.shrink_node(k, Task(), 0, kswapd=True))
+    assert reclaimed == 6                        # the 6 cold pages go
+    assert k.folios[pfns[0]].referenced and k.folios[pfns[0]].lru == "inactive"  # 2nd chance
+    assert k.folios[pfns[1]].lru == "active"
+    assert k.vmstat["pgscan_kswapd"] == 8 and k.vmstat["pgsteal_kswapd"] == 6
+    assert all(k.R.pte[base + i] == -1 for i in range(2, 8))
+    assert k.R.pte[base] == make_pte(pfns[0], False)
+    reclaimed = drive(vmscan.shrink_node(k, Task(), 0, kswapd=True))
+    assert reclaimed == 1                        # page 0 lost its second chance
+
+
+def test_inactive_list_is_refilled_from_active_when_low():
+    k = make_kernel()
+    base = k.layout.vmas[0].start
+    pfns = [file_page(k, i, base + i) for i in range(6)]
+    for p in pfns:
+        k.lru_del(p)
+        k.lru_add(p, active=True)
+    vmscan.shrink_active_list(k, 0, "file", 4)
+    lists = k.lru[0]
+    assert len(lists[("inactive", "file")]) == 4 and len(lists[("active", "file")]) == 2
+    assert k.vmstat["pgdeactivate"] == 4
+
+
+def test_migration_is_batched_by_migrate_batch():
+    k = make_kernel(**{"kernel.migrate_batch": 4})
+    base = k.layout.vmas[0].start
+    pfns = [file_page(k, i, base + i) for i in range(10)]
+    done, failed = drive(migrate.migrate_pages_batch(k, Task(), pfns, 1, "pgdemote_kswapd"))
+    assert (done, failed) == (10, [])
+    assert k.policy.flushes == 3                 # 4 + 4 + 2: one flush per batch
+    assert k.vmstat["pgmigrate_success"] == 10 and k.vmstat["pgdemote_kswapd"] == 10
+    for i in range(10):
+        new = k.R.pte[base + i] >> 2
+        assert k.layout.node_of(new) == 1 and k.files[0].pages[i] == new
+        assert k.R.frame_cid[new] == k.layout.file_cid(0, i)

@@ -84,7 +84,7 @@ class Coordinator(Component):
             if min(te, tp) >= end:
                 break
             if te <= tp:
-                ev = self.pop_event_before(INF)
+                ev = self.pop_event()
                 self.now = max(ev[0], start)
                 self._handle(ev, self.now)
             else:

@@ -90,7 +90,6 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
         "oracle": oracle,
         "comm": {
             "ipi_messages": sum(per_cpu["ipi_sent"]),
-            "ack_messages": sum(per_cpu["ipi_sent"]),
             "mpi_messages": sum(e["mpi_messages"] for e in eng),
             "mpi_bytes": sum(e["mpi_bytes"] for e in eng),
             "ipi_latency_us": {"p50": _percentile(latencies, 0.5),

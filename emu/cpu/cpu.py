@@ -19,7 +19,7 @@ from emu.workload.patterns import EXEC, READ, WRITE
 STATS = ("tlb_shootdowns", "dtlb_load_misses", "dtlb_store_misses", "itlb_load_misses",
          "nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
          "nr_tlb_local_flush_one", "tlb_flush_on_switch", "page_faults", "context_switches",
-         "accesses", "ipi_sent", "busy_ns", "idle_ns", "ipi_handler_ns", "segv_skipped")
+         "accesses", "ipi_sent", "idle_ns", "ipi_handler_ns", "segv_skipped")
 
 YOUNG_REPORT_PAGES = 64          # accessed-bit reports: at least this many pages...
 YOUNG_REPORT_NS = 50_000         # ...or this much simulated time since the last report
@@ -105,7 +105,7 @@ class Cpu(Component):
         while True:
             ev_t = self._queue[0][0] if self._queue else INF
             if ev_t <= self.clock:
-                ev = self.pop_event_before(INF)
+                ev = self.pop_event()
                 self._handle(ev)
                 continue
             wake = self._timer()

@@ -36,11 +36,9 @@ class Component:
     def next_event_time(self) -> int:
         return self._queue[0][0] if self._queue else INF
 
-    def pop_event_before(self, end: int):
-        """The next queued event with time < end, or None."""
-        if self._queue and self._queue[0][0] < end:
-            return heapq.heappop(self._queue)
-        return None
+    def pop_event(self) -> tuple:
+        """The earliest queued event (the queue must not be empty)."""
+        return heapq.heappop(self._queue)
 
     # -- to be provided by models ---------------------------------------------------------
     def run_window(self, start: int, end: int) -> None:

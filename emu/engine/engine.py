@@ -33,7 +33,6 @@ class Engine:
         node = set(self.sync.node_ranks)
         self.sync.node_cids = [c for c, r in enumerate(placement) if r in node]
         self.epoch = 0
-        self.window_start = 0
         self.pub = self.sync.published(1)       # what components read: last epoch's state
         self._local_pending: list[tuple] = []
         self._sent = np.zeros(comm.Get_size(), dtype=np.int64)
@@ -140,7 +139,6 @@ class Engine:
             if start >= stop_ns:
                 break
             end = start + q
-            self.window_start = start
             self.epoch += 1
             if self.on_window is not None:
                 self.on_window()

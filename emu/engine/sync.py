@@ -23,8 +23,6 @@ import time
 
 import numpy as np
 
-from emu.engine.component import INF
-
 NAP_S = 2e-4          # longest sleep between polls
 PIPE_NAP_S = 1e-3     # a rank asleep on its pipe still drives MPI progress this often...
 PIPE_NAP_MAX_S = 8e-3  # ...backing off to this
@@ -242,5 +240,3 @@ class WindowSync:
             self.leaders.Free()
         self.node.Free()
 
-
-__all__ = ["WindowSync", "INF", "backoff_wait"]

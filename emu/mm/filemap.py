@@ -8,7 +8,6 @@ A read fault then maps up to `fault_around_pages` neighbours already in the cach
 from emu import protocol as P
 from emu.engine.process import Delay, Wait
 from emu.mm.page_alloc import alloc_pages
-from emu.mm.replica import pte_pfn
 
 
 def _index(vma, vpage: int) -> int:
@@ -115,6 +114,3 @@ def truncate_pagecache(k, task, file: int, offset: int, npages: int):
     for pfn in dropped:
         k.free_folio(pfn, task.cpu)
 
-
-__all__ = ["filemap_fault", "page_cache_read", "generic_perform_write", "truncate_pagecache",
-           "pte_pfn"]

@@ -8,7 +8,6 @@ after their kernel files.
 
 from collections import OrderedDict
 
-from emu import protocol as P
 from emu.mm.mm_types import AddressSpace, Folio, MmStruct
 from emu.mm.page_alloc import PageAllocator
 from emu.mm.replica import (
@@ -29,7 +28,7 @@ VMSTAT = ("pgfault", "pgmajfault", "pgalloc", "pgfree", "allocstall", "pgscan_ks
           "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pgdemote_kswapd",
           "pgdemote_direct", "pgpromote_success", "pgmigrate_success", "pgmigrate_fail",
           "numa_hint_faults", "numa_pte_updates", "pgactivate", "pgdeactivate",
-          "kswapd_wakeups", "nr_tlb_remote_flush_kswapd", "thp_none")
+          "kswapd_wakeups")
 
 # Where shootdowns come from, for the report's breakdown
 SOURCES = ("munmap", "madvise", "mprotect", "mmap", "truncate", "reclaim", "demotion",
@@ -169,5 +168,3 @@ class Kernel:
     def node_send(self, cpu: int, kind: int, payload, t: int) -> None:
         self.coord.send(cpu, kind, payload, t)
 
-
-__all__ = ["Kernel", "P"]

@@ -50,12 +50,6 @@ class Layout:
     def file_cid(self, file: int, index: int) -> int:
         return self.file_base[file] + index
 
-    def mm_of(self, vpage: int) -> int:
-        for m, base in enumerate(self.mm_base):
-            if base <= vpage < base + self.mm_pages[m]:
-                return m
-        raise IndexError(vpage)
-
 
 def build_layout(sc: dict) -> Layout:
     lay = Layout()

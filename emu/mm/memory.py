@@ -9,7 +9,7 @@ from emu.engine.process import Delay, Wait
 from emu.errors import EmuError
 from emu.mm import filemap, numa_balancing
 from emu.mm.page_alloc import alloc_pages
-from emu.mm.replica import make_pte, pte_pfn, pte_write
+from emu.mm.replica import pte_pfn, pte_write
 from emu.workload.patterns import WRITE
 
 
@@ -134,5 +134,3 @@ def populate(k, task, vma):
         if k.R.pte[vp] < 0:
             yield from handle_mm_fault(k, task, vp, access)
 
-
-__all__ = ["handle_mm_fault", "zap_page_range", "populate", "make_pte"]

@@ -100,3 +100,15 @@ def test_scenario_errors_name_file_line_and_key(tmp_path):
     bad.write_text("[scenario]\n\n[machine]\ndram_pages = -3\n")
     with pytest.raises(EmuError, match=r"s.toml:4: key 'machine.dram_pages'.*negative"):
         load_scenario(str(bad))
+
+
+def test_scale_grows_memory_files_mappings_and_numa_scan_together():
+    one = load_scenario("llama-tiering")
+    four = load_scenario("llama-tiering", ["scenario.scale=4"])
+    assert four["machine"]["dram_pages"] == 4 * one["machine"]["dram_pages"]
+    assert four["machine"]["cxl_pages"] == 4 * one["machine"]["cxl_pages"]
+    assert [f["pages"] for f in four["file"]] == [4 * f["pages"] for f in one["file"]]
+    assert four["process"][0]["mappings"][0]["pages"] == 4 * one["process"][0]["mappings"][0]["pages"]
+    assert four["kernel"]["numa_scan_period_ns"] == 4 * one["kernel"]["numa_scan_period_ns"]
+    with pytest.raises(EmuError, match="at least 1"):
+        load_scenario("llama-tiering", ["scenario.scale=0"])

@@ -12,6 +12,7 @@ DEFAULTS = {
         "duration_ns": 1_000_000_000,   # hard stop of simulated time
         "quantum_ns": 2_000,            # window; see docs/design.md "Time and windows"
         "seed": 1,
+        "scale": 1,                     # grow memory, files, mappings and NUMA scan by this
     },
     "machine": {
         "cpus": 0,                      # 0: one CPU per MPI rank

@@ -67,6 +67,7 @@ def load_scenario(name_or_path: str, overrides: list[str] = ()) -> dict:
     raw["process"] = _substitute(raw.get("process", []), variables, where)
     scenario = _validate(raw, where)
     scenario["vars"] = variables
+    _apply_scale(scenario, where)
     if not scenario["scenario"]["name"]:
         scenario["scenario"]["name"] = Path(shown).stem
     return scenario
@@ -188,6 +189,30 @@ def _validate(raw: dict, where) -> dict:
     scenario["file"], scenario["process"] = files, procs
     _check_references(scenario, where)
     return scenario
+
+
+SCALED_TIME = ("numa_scan_period_ns", "numa_hot_threshold_ns")
+
+
+def _apply_scale(sc: dict, where) -> None:
+    """scenario.scale = N grows the machine toward the real sizes: memory, files and
+    mappings N times larger; the NUMA scanner's size, period and hot threshold with them
+    (the run streams N times more data, so it lasts about N times longer)."""
+    n = sc["scenario"]["scale"]
+    if n < 1:
+        raise EmuError("must be at least 1", where("scenario.scale"))
+    if n == 1:
+        return
+    for key in ("dram_pages", "cxl_pages"):
+        sc["machine"][key] *= n
+    for f in sc["file"]:
+        f["pages"] *= n
+    for p in sc["process"]:
+        for m in p["mappings"]:
+            m["pages"] *= n
+    sc["kernel"]["numa_scan_size_pages"] *= n
+    for key in SCALED_TIME:
+        sc["kernel"][key] *= n
 
 
 def _check_references(sc: dict, where) -> None:

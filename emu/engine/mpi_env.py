@@ -7,6 +7,9 @@ set before `mpi4py.MPI` is imported unless the user chose otherwise.
 
 import os
 import sys
+import time
+
+ABORT_GRACE_S = 0.5
 
 MPICH_THROTTLE = {
     "MPIR_CVAR_CH4_PROGRESS_THROTTLE": "1",
@@ -32,4 +35,5 @@ def abort_job(MPI, message: str, code: int = 1) -> None:
     rank = MPI.COMM_WORLD.Get_rank()
     sys.stderr.write(f"emu: rank {rank}: {message}\n")
     sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)   # let mpiexec forward the line before it tears the job down
     MPI.COMM_WORLD.Abort(code)

@@ -88,14 +88,14 @@ class Kernel:
         self.R.set(MM_GEN, mm, gen)
         return gen
 
-    def shootdown(self, task, cpumask, mm, start, npages, new_gen, freed, source=None):
+    def shootdown(self, task, cpumask, mm, start, npages, new_gen, freed):
         """Flush the given CPUs (None: mm_cpumask) from `task`'s CPU and wait for acks."""
         mask = self.cpumask(mm) if cpumask is None else cpumask
         if not any(c != task.cpu for c in mask):
             if task.cpu in mask:      # only the initiator: a local flush, no IPI, no wait
                 self.coord.local_flush(task, mm, start, npages, new_gen)
             return
-        self.shootdown_sources[source or task.source or "other"] += 1
+        self.shootdown_sources[task.source or "other"] += 1
         yield Shootdown(mask, mm, start, npages, new_gen, freed)
 
     # -- page tables, reverse map, contents ------------------------------------------------

@@ -28,3 +28,13 @@ def test_several_nodes_give_the_same_results(tmp_path):
     one = run_json(4, tmp_path, *STORM)
     two = run_json(4, tmp_path, *STORM, env={"EMU_RANKS_PER_NODE": "2"})
     assert simulated_view(one["runs"][0]) == simulated_view(two["runs"][0])
+
+
+def test_dormant_ranks_do_not_change_results(tmp_path):
+    """CPUs with no thread live on dormant ranks at -n 8 (ranks 6 and 7 skip every
+    window) but beside busy CPUs at -n 2: the results must not notice."""
+    small = ["run", "--scenario", "llama-tiering", "--cpus", "64"] + \
+        [f"--set=process.{i}.threads.0.repeat=2" for i in range(3)]
+    two = run_json(2, tmp_path, *small)
+    eight = run_json(8, tmp_path, *small)
+    assert simulated_view(two["runs"][0]) == simulated_view(eight["runs"][0])

@@ -26,6 +26,7 @@ import numpy as np
 NAP_S = 2e-4          # longest sleep between polls
 PIPE_NAP_S = 1e-3     # a rank asleep on its pipe still drives MPI progress this often...
 PIPE_NAP_MAX_S = 8e-3  # ...backing off to this
+WAKE_FANOUT = 4       # wake-ups go down a tree: no rank writes more than this many bytes
 FIRST_NAP_S = 2e-5    # first sleep; doubles up to the longest
 DORMANT_NAP_S = 2e-2  # a dormant rank checks for the end this often
 BLOB_BYTES = 8 << 20  # broadcast blob capacity per epoch
@@ -83,6 +84,7 @@ class WindowSync:
         self.arrive = views["arrive"]
         self.finished = views["finished"]
         self.active = np.ones(N, dtype=bool)   # dormant ranks do not take part
+        self._wake_tree()
         self.next = views["next"].reshape(2, N)
         self.counts = views["counts"].reshape(2, N, W)
         self.pub = views["pub"].reshape(2, C, K)
@@ -167,9 +169,10 @@ class WindowSync:
                 self._leader_exchange(epoch, on_idle)
                 self.win.Sync()
             self.bwin.Sync()
-            self._wake(i for i in range(1, self.nsize) if self.active[i])
+            self._wake(self.wake_children)
         else:
             self._sleep_until_woken(on_idle)
+            self._wake(self.wake_children)
             self.win.Sync()
             self.bwin.Sync()
         if self.multi_node:
@@ -205,6 +208,16 @@ class WindowSync:
         """Ranks that will never have work (no thread, never an IPI target) skip windows."""
         self.active[:] = True
         self.active[list(dormant_node_ranks)] = False
+        self._wake_tree()
+
+    def _wake_tree(self) -> None:
+        """The leader wakes the first WAKE_FANOUT active ranks, each of those the next
+        ones, and so on: writing to a pipe costs the writer a wake-up of the reader, and
+        the leader (rank 0, the coordinator) is the rank everyone waits for."""
+        order = [i for i in range(1, self.nsize) if self.active[i]]
+        pos = order.index(self.nrank) + 1 if self.nrank in order else 0
+        first = pos * WAKE_FANOUT
+        self.wake_children = order[first:first + WAKE_FANOUT]
 
     def mark_finished(self) -> None:
         self.win.Sync()

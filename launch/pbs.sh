@@ -20,7 +20,7 @@
 #   EMU_ARGS       extra `emu compare` arguments, split on whitespace
 #   EMU_RANKS      rank count (default: lines in $PBS_NODEFILE, else 128)
 #   EMU_MPIEXEC    launcher (default mpiexec); EMU_MPIEXEC_ARGS extra launcher options
-#   EMU_SHOW       format printed from the results file at the end (default report;
+#   EMU_SHOW       what to print, read back from the results file (default report;
 #                  "" to skip): report|interrupts|perf|vmstat|csv
 # See docs/cluster.md.
 set -euo pipefail
@@ -99,7 +99,7 @@ print("emu: MPI library:", MPI.Get_library_version().splitlines()[0])' \
 
 # --cpus defaults to the number of ranks, so 128 ranks simulate 128 CPUs.
 cmd=("$mpiexec" "${launcher_args[@]}" ${extra_launcher_args[@]+"${extra_launcher_args[@]}"}
-     "$python" -m emu compare --json "$json" ${emu_args[@]+"${emu_args[@]}"})
+     "$python" -m emu compare --quiet --json "$json" ${emu_args[@]+"${emu_args[@]}"})
 echo "emu: ${cmd[*]}"
 "${cmd[@]}"
 

@@ -11,7 +11,7 @@ from emu.engine.component import INF, Component
 from emu.engine.process import Delay, Process, ProcessRunner, Wait
 from emu.mm import filemap, madvise, memory, migrate, mmap, mprotect, numa_balancing, page_alloc, vmscan
 from emu.mm.kernel import Kernel
-from emu.mm.tlb import Shootdown, ipi_targets
+from emu.mm.tlb import Shootdown, ipi_targets, send_ipis
 from emu.policy import make_policy
 
 KTHREAD_CPU = 0
@@ -189,12 +189,8 @@ class Coordinator(Component):
         if not targets:
             self.runner.resume(proc, t)
             return
-        self.kthread_stats["nr_tlb_remote_flush"] += 1
-        self.kthread_stats["ipi_sent"] += len(targets)
         self.k.ipis_by_source[source] += len(targets)
-        lat, per = self.k.cost["ipi_latency_ns"], self.k.cost["ipi_per_target_ns"]
-        for i, c in enumerate(targets):
-            self.send(c, P.IPI, (token, *flush), t + lat + i * per)
+        send_ipis(self, self.kthread_stats, self.k.cost, token, targets, flush, t)
         self._waiting[token] = [proc, len(targets), source]
 
     def local_flush(self, task, mm: int, start: int, npages: int, new_gen: int) -> None:

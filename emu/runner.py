@@ -45,7 +45,6 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     """Run `policy` on the scenario across all ranks; rank 0 returns the run's results."""
     t0 = time.perf_counter()
     rank = comm.Get_rank()
-    sc = dict(sc, _policy=policy)
     layout = build_layout(sc)
     file_ids = {f["name"]: i for i, f in enumerate(sc["file"])}
     seed = sc["scenario"]["seed"]
@@ -65,7 +64,8 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
             continue
         threads = [Thread(tid, mm, i, n, spec, layout, file_ids, seed)
                    for tid, mm, i, n, spec, cpu in placed if cpu == c]
-        cpus.append(Cpu(c, coord_cid, ncpus, sc, replica, threads))
+        cpus.append(Cpu(c, coord_cid, ncpus, sc, replica, threads,
+                        track_frames=policy == "ideal"))
         engine.add(cpus[-1])
     coord = None
     if placement[coord_cid] == rank:

@@ -28,12 +28,13 @@ YOUNG_REPORT_NS = 50_000         # ...or this much simulated time since the last
 class Cpu(Component):
     """A CPU; `cid` equals the Linux CPU number."""
 
-    def __init__(self, cpu: int, coordinator: int, ncpus: int, sc: dict, replica, threads):
+    def __init__(self, cpu: int, coordinator: int, ncpus: int, sc: dict, replica, threads,
+                 track_frames: bool = False):
         super().__init__(cpu)
         m, c = sc["machine"], sc["cost"]
         self.coordinator, self.ncpus = coordinator, ncpus
         self.replica = replica
-        track = sc["_policy"] == "ideal"        # the ideal policy asks who caches a frame
+        track = track_frames                    # the ideal policy asks who caches a frame
         self.dtlb = TLBArray(m["dtlb_entries"], m["dtlb_ways"], track)
         self.itlb = TLBArray(m["itlb_entries"], m["itlb_ways"], track)
         self.stlb = TLBArray(m["stlb_entries"], m["stlb_ways"], track)
@@ -366,17 +367,9 @@ class Cpu(Component):
         if not targets:
             self.send(self.coordinator, P.SHOOTDOWN_DONE, (token, 0), self.clock)
             return
-        self.send_ipis(token, targets, (mm, start, npages, new_gen), self.coordinator)
-
-    def send_ipis(self, token: int, targets, flush, reply_to: int) -> None:
-        st = self.stats
-        st["nr_tlb_remote_flush"] += 1
-        st["ipi_sent"] += len(targets)
-        lat, per = self.cost["ipi_latency_ns"], self.cost["ipi_per_target_ns"]
-        for i, t in enumerate(targets):
-            self.send(t, P.IPI, (token, *flush), self.clock + lat + i * per)
-        self.clock += len(targets) * per
-        self.pending[token] = [len(targets), reply_to, len(targets)]
+        self.clock += x86.send_ipis(self, self.stats, self.cost, token, targets,
+                                    (mm, start, npages, new_gen), self.clock)
+        self.pending[token] = [len(targets), self.coordinator, len(targets)]
 
     def _on_ack(self, token: int) -> None:
         p = self.pending[token]

@@ -70,11 +70,15 @@ class Engine:
         self.stats["mpi_messages"] += 1
         self.stats["mpi_bytes"] += len(data)
 
+    def _complete_sends(self) -> None:
+        """Test our sends (driving MPI progress); forget them once all are done."""
+        if self._requests and self.MPI.Request.Testall([r for r, _ in self._requests]):
+            self._requests.clear()
+
     def _drain(self) -> None:
         """Receive every message of this epoch that has arrived; push our own sends."""
         MPI, st, tag = self.MPI, self._status, self.epoch & 1
-        if self._requests and MPI.Request.Testall([r for r, _ in self._requests]):
-            self._requests.clear()
+        self._complete_sends()
         while self.comm.Iprobe(MPI.ANY_SOURCE, tag, st):
             buf = bytearray(st.Get_count(MPI.BYTE))
             self.comm.Recv([buf, MPI.BYTE], st.Get_source(), tag)
@@ -102,11 +106,10 @@ class Engine:
         self._received -= expected
         self._sent[:] = 0
         self._sent_min_ts = INF
-        if self._requests and self.MPI.Request.Testall([r for r, _ in self._requests]):
-            self._requests.clear()
-        blob = self.sync.read_blob(e)
-        for sink in self.blob_sinks:
-            sink(blob)
+        if self.blob_sinks:
+            blob = self.sync.read_blob(e)
+            for sink in self.blob_sinks:
+                sink(blob)
         self.pub = self.sync.published(e)
         self.stats["windows"] += 1
         return gmin

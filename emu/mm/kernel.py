@@ -164,7 +164,3 @@ class Kernel:
             self.kswapd_awake[node] = True
             self.vmstat["kswapd_wakeups"] += 1
             self.coord.runner.notify(("kswapd", node), self.coord.now)
-
-    def node_send(self, cpu: int, kind: int, payload, t: int) -> None:
-        self.coord.send(cpu, kind, payload, t)
-

@@ -12,7 +12,7 @@ come from the state they published one window ago (see docs/design.md).
 
 import numpy as np
 
-from emu.protocol import FULL, NO_MM, PUB_CPUMASK, PUB_LAZY, PUB_LOADED_MM
+from emu.protocol import FULL, IPI, NO_MM, PUB_CPUMASK, PUB_LAZY, PUB_LOADED_MM
 
 
 def flush_npages(npages: int, ceiling: int) -> int:
@@ -38,6 +38,17 @@ def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool) -> bool:
 
 def ipi_targets(pub, cpumask, initiator: int, mm: int, freed_tables: bool) -> list[int]:
     return [c for c in cpumask if c != initiator and should_flush_tlb(pub, c, mm, freed_tables)]
+
+
+def send_ipis(sender, stats: dict, cost: dict, token: int, targets, flush, t: int) -> int:
+    """The sending half of native_flush_tlb_multi(): one IPI message per target, each a
+    little later than the last; returns the time the initiator spends sending."""
+    stats["nr_tlb_remote_flush"] += 1
+    stats["ipi_sent"] += len(targets)
+    lat, per = cost["ipi_latency_ns"], cost["ipi_per_target_ns"]
+    for i, c in enumerate(targets):
+        sender.send(c, IPI, (token, *flush), t + lat + i * per)
+    return len(targets) * per
 
 
 # -- target side ------------------------------------------------------------------------

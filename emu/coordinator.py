@@ -1,14 +1,16 @@
 """The Coordinator component: the kernel's global side, as processes (SimPy style).
 
 Faults and system calls arriving from CPUs become kernel tasks that run "on" the
-sending CPU: their IPIs are sent by that CPU (a DO_SHOOTDOWN request) and the task
-resumes when it reports the acks. kswapd and other kernel threads run on CPU 0, beside
-which the coordinator is placed, so their IPIs leave CPU 0's rank directly.
+sending CPU, at the time the CPU entered the kernel. A task's shootdown is sent from
+here on its CPU's behalf (the IPI names the initiating CPU), and the task resumes at
+the latest ack's timestamp, or when it has finished sending if that is later. kswapd
+and other kernel threads run on CPU 0, beside which the coordinator is placed.
 """
 
 from emu import protocol as P
 from emu.engine.component import INF, Component
 from emu.engine.process import Delay, Process, ProcessRunner, Wait
+from emu.latency import LatencyLog
 from emu.mm import filemap, madvise, memory, migrate, mmap, mprotect, numa_balancing, page_alloc, vmscan
 from emu.mm.kernel import Kernel
 from emu.mm.tlb import Shootdown, ipi_targets, send_ipis
@@ -26,9 +28,11 @@ class Coordinator(Component):
         self.runner = ProcessRunner(self._dispatch)
         self.now = 0
         self._token = 0
-        self._waiting = {}                  # token -> [process, replies still due, source]
-        self.kthread_stats = {"nr_tlb_remote_flush": 0, "ipi_sent": 0}
+        self._waiting = {}      # token -> [process, acks still due, latest ack, source, start]
+        self.initiator_stats = {"nr_tlb_remote_flush": [0] * ncpus, "ipi_sent": [0] * ncpus}
+        self.latency = LatencyLog()
         self.mm_live = [sum(1 for t in ts if not t[2]) for ts in threads_by_mm]
+        self.daemon_tids = {t[0] for ts in threads_by_mm for t in ts if t[2]}
         self.mm_exit_ns = [0] * len(threads_by_mm)
         for mm, ts in enumerate(threads_by_mm):
             k.mms[mm].threads = ts
@@ -85,10 +89,10 @@ class Coordinator(Component):
                 break
             if te <= tp:
                 ev = self.pop_event()
-                self.now = max(ev[0], start)
+                self.now = ev[0]
                 self._handle(ev, self.now)
             else:
-                self.now = max(tp, start)
+                self.now = tp
                 runner.step()
 
     def next_time(self) -> int:
@@ -107,14 +111,15 @@ class Coordinator(Component):
         elif kind == P.SYSCALL:
             tid, op, args, cpu = p
             self._user(lambda task: self._syscall(task, op, args), t, cpu, tid)
-        elif kind in (P.SHOOTDOWN_DONE, P.ACK):
+        elif kind == P.ACK:
             w = self._waiting[p[0]]
             w[1] -= 1
-            if kind == P.SHOOTDOWN_DONE:
-                k.ipis_by_source[w[2]] += p[1]
-            if w[1] <= 0:
+            w[2] = max(w[2], t)
+            if w[1] == 0:
                 del self._waiting[p[0]]
-                self.runner.resume(w[0], t)
+                proc = w[0]
+                self.latency.record(w[3], w[2] - w[4], self.serves_thread(proc))
+                self.runner.resume(proc, w[2])
         elif kind == P.HOLDS_REPLY:
             k.policy.holds_reply(*p, t)
         elif kind == P.YOUNG:
@@ -169,29 +174,36 @@ class Coordinator(Component):
             advise = madvise.madvise_pageout if args[1] == "pageout" else madvise.madvise_dontneed
             yield from advise(k, task, vma)
 
+    def serves_thread(self, task) -> bool:
+        """Whether `task` runs for a (non-daemon) thread, whose runtime its waits delay."""
+        return not task.kthread and task.tid not in self.daemon_tids
+
+    def flush_waited(self, task, ns: int) -> None:
+        """`task` waited `ns` for a flush another task had in flight."""
+        self.latency.waited(ns, self.serves_thread(task))
+
     # -- shootdowns -----------------------------------------------------------------------
     def _dispatch(self, proc, req) -> None:
+        """native_flush_tlb_multi() for the task's CPU: a local flush if that CPU is in
+        the mask, then one IPI per target CPU chosen from the targets' state at the
+        task's time; the task resumes at the latest ack or when done sending."""
         if not isinstance(req, Shootdown):
             raise RuntimeError(f"coordinator: unknown request {req!r}")
         self._token += 1
-        token, t = self._token, proc.t
+        token, t, cpu = self._token, proc.t, proc.cpu
         flush = (req.mm, req.start, req.npages, req.new_gen)
         source = proc.source or "other"
-        if not proc.kthread:
-            self.send(proc.cpu, P.DO_SHOOTDOWN, (token, list(req.cpumask), *flush,
-                                                 int(req.freed_tables)), t)
-            self._waiting[token] = [proc, 1, source]
-            return
-        if KTHREAD_CPU in req.cpumask:
-            self.send(KTHREAD_CPU, P.LOCAL_FLUSH, flush, t)
-        targets = ipi_targets(self.engine.pub, req.cpumask, KTHREAD_CPU, req.mm,
-                              req.freed_tables)
+        if cpu in req.cpumask:
+            self.send(cpu, P.LOCAL_FLUSH, flush, t)
+        targets = ipi_targets(self.engine.pub, req.cpumask, cpu, req.mm, req.freed_tables, t)
         if not targets:
             self.runner.resume(proc, t)
             return
         self.k.ipis_by_source[source] += len(targets)
-        send_ipis(self, self.kthread_stats, self.k.cost, token, targets, flush, t)
-        self._waiting[token] = [proc, len(targets), source]
+        self.initiator_stats["nr_tlb_remote_flush"][cpu] += 1
+        self.initiator_stats["ipi_sent"][cpu] += len(targets)
+        sent = t + send_ipis(self, token, cpu, targets, flush, t, self.k.cost)
+        self._waiting[token] = [proc, len(targets), sent, source, t]
 
     def local_flush(self, task, mm: int, start: int, npages: int, new_gen: int) -> None:
-        self.send(task.cpu, P.LOCAL_FLUSH, (mm, start, npages, new_gen), max(task.t, self.now))
+        self.send(task.cpu, P.LOCAL_FLUSH, (mm, start, npages, new_gen), task.t)

@@ -5,32 +5,36 @@ an IPI and its acknowledgement are one message each, so a shootdown to 40 CPUs i
 messages out and 40 back, exactly as many as the simulated IPIs.
 """
 
-# CPU <-> CPU (and the coordinator acting for kswapd's CPU)
-IPI = 1            # (token, mm, start, npages, new_gen, freed_tables, ugen) flush request
-ACK = 2            # (token,) flush done
+# coordinator (acting for the initiating CPU) <-> target CPU
+IPI = 1            # (token, initiator, mm, start, npages, new_gen) flush request
+ACK = 2            # (token,) flush done, stamped from the IPI's arrival time
 # CPU -> coordinator
-FAULT = 10         # (tid, vpage, access)
-SYSCALL = 11       # (tid, op, args)
-SHOOTDOWN_DONE = 12  # (token,)
+FAULT = 10         # (tid, vpage, access, cpu, segv_skip)
+SYSCALL = 11       # (tid, op, args, cpu)
 YOUNG = 13         # (vpages,) accessed bits set by page walks since the last report
-THREAD_EXIT = 14   # (tid,)
+THREAD_EXIT = 14   # (tid, mm)
+HOLDS_REPLY = 15   # (token, pfns held, cpu) ideal policy only: global knowledge, not an IPI
 # coordinator -> CPU
 REPLY = 20         # (tid, result)
 IO_WAIT = 21       # (tid,) the thread sleeps in I/O until its REPLY
-DO_SHOOTDOWN = 22  # (token, targets, flush) the CPU must send these IPIs and report back
 LOCAL_FLUSH = 23   # (mm, start, npages, new_gen) flush on the initiating CPU itself
 HOLDS_QUERY = 24   # (token, pfns) ideal policy only: which of these frames do you cache?
-# CPU -> coordinator (ideal policy only; global knowledge, not an IPI)
-HOLDS_REPLY = 15   # (token, pfns held)
 
 MEASURED_KINDS = frozenset({IPI, ACK})
 
-# Published per-component slots (visible to all one window later)
-PUB_LOADED_MM = 0    # mm id loaded on the CPU (-1: init_mm)
-PUB_LAZY = 1         # cpu_tlbstate_shared.is_lazy
-PUB_CPUMASK = 2      # bit m set: this CPU is in mm_cpumask(mm m)
+# Published per-component slots, read by everyone during the next window. A CPU also
+# publishes what it was at the previous publication and when its lazy/mm state changed
+# since, so an initiator can ask what the CPU was doing at the flush's simulated time.
+PUB_LOADED_MM = 0    # mm id loaded on the CPU now (-1: init_mm)
+PUB_LAZY = 1         # cpu_tlbstate_shared.is_lazy now
+PUB_CPUMASK = 2      # bit m set: in mm_cpumask(mm m) at any time since the last publication
 PUB_LIVE = 3         # non-daemon threads not yet exited on this CPU
-PUB_SLOTS = 4
+PUB_CLOCK = 4        # the CPU's simulated time at publication
+PUB_PREV_MM = 5      # loaded mm at the previous publication
+PUB_PREV_LAZY = 6    # lazy flag at the previous publication
+PUB_T_FIRST = 7      # time of the first lazy/mm change since the previous publication
+PUB_T_LAST = 8       # time of the last one (both INF if none)
+PUB_SLOTS = 9
 
 FULL = -1            # npages value meaning TLB_FLUSH_ALL
 NO_MM = -1           # flush info mm for a batched (all-mm) flush

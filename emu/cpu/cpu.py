@@ -1,7 +1,9 @@
 """Cpu(i): one simulated CPU with its own TLBs, running the threads placed on it.
 
-Within a window the CPU interleaves its queued events (IPIs, acks, replies from the
-coordinator) with its current thread's actions, in time order. Accesses go through the
+Within a window the CPU interleaves its queued events (IPIs, replies from the
+coordinator) with its current thread's actions, in time order. A CPU with nothing to run
+does not move its clock: it jumps to its next event when that event is handled, so a
+blocked thread resumes exactly at its reply's timestamp. Accesses go through the
 L1 dTLB or iTLB, then the STLB, then a page walk of the rank's page-table replica; a
 missing or insufficient PTE is a page fault sent to the coordinator. Every access
 through a TLB entry is referred to the safety oracle.
@@ -17,9 +19,9 @@ from emu.oracle import OracleLog, judge
 from emu.workload.patterns import EXEC, READ, WRITE
 
 STATS = ("tlb_shootdowns", "dtlb_load_misses", "dtlb_store_misses", "itlb_load_misses",
-         "nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
-         "nr_tlb_local_flush_one", "tlb_flush_on_switch", "page_faults", "context_switches",
-         "accesses", "ipi_sent", "idle_ns", "ipi_handler_ns", "segv_skipped")
+         "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all", "nr_tlb_local_flush_one",
+         "tlb_flush_on_switch", "page_faults", "context_switches", "accesses", "idle_ns",
+         "ipi_handler_ns", "segv_skipped")
 
 YOUNG_REPORT_PAGES = 64          # accessed-bit reports: at least this many pages...
 YOUNG_REPORT_NS = 50_000         # ...or this much simulated time since the last report
@@ -41,7 +43,9 @@ class Cpu(Component):
         self.slots = [[-1, 0, 0] for _ in range(m["pcid_slots"])]  # [mm, tlb_gen, epoch]
         self.next_asid = 0
         self.loaded_mm, self.loaded_slot, self.is_lazy = -1, 0, False
-        self.cpumask_bits = 0
+        self.cpumask_bits = self.cpumask_seen = 0
+        self.prev_state = (-1, 0)                # (mm, lazy) at the last publication
+        self.t_first = self.t_last = INF         # its changes since then
         self.joined_epoch = -10
         self.cost = c
         self.walk_ns, self.slice_ns = c["page_walk_ns"], sc["kernel"]["sched_base_slice_ns"]
@@ -54,7 +58,6 @@ class Cpu(Component):
         self.stats = dict.fromkeys(STATS, 0)
         self.oracle = OracleLog(sc["oracle"]["max_listed"])
         self.oracle_on = sc["oracle"]["enabled"]
-        self.pending = {}          # token -> [acks still due, reply-to component, latest ack]
         self.young: set[int] = set()
         self.young_sent_at = 0
         self.live = sum(1 for t in threads if not t.daemon)
@@ -76,13 +79,23 @@ class Cpu(Component):
 
     def join_cpumask(self, mm: int) -> None:
         self.cpumask_bits |= 1 << mm
+        self.cpumask_seen |= 1 << mm
 
     def leave_cpumask(self, mm: int) -> None:
         self.cpumask_bits &= ~(1 << mm)
 
+    def set_tlbstate(self, mm: int, lazy: bool) -> None:
+        """Change the loaded mm / lazy flag, remembering when (for initiators' reads)."""
+        if (mm, lazy) == (self.loaded_mm, self.is_lazy):
+            return
+        self.loaded_mm, self.is_lazy = mm, lazy
+        if self.t_first == INF:
+            self.t_first = self.clock
+        self.t_last = self.clock
+
     def switch_to_init_mm(self) -> None:
         self.leave_cpumask(self.loaded_mm)
-        self.loaded_mm, self.is_lazy = -1, False
+        self.set_tlbstate(-1, False)
 
     def holds_frame(self, pfn: int) -> bool:
         """Whether any valid TLB entry still translates to `pfn` (global knowledge)."""
@@ -99,17 +112,17 @@ class Cpu(Component):
 
     # -- the window -----------------------------------------------------------------------
     def run_window(self, start: int, end: int) -> None:
+        """Run until `end`, the window's bound on how far ahead of the slowest component
+        this CPU may go; with nothing runnable, stop where the next event will be."""
         if not self.threads and not self._queue:
             return          # never runs anything: same results whether its rank is dormant
-        self.clock = max(self.clock, start)
         x86.catch_up_after_join(self)
         if self.daemons_left and not self._anyone_live():
             self._stop_daemons()
         while True:
             ev_t = self._queue[0][0] if self._queue else INF
             if ev_t <= self.clock:
-                ev = self.pop_event()
-                self._handle(ev)
+                self._handle(self.pop_event())
                 continue
             wake = self._timer()
             if wake <= self.clock:
@@ -117,19 +130,18 @@ class Cpu(Component):
                 continue
             if self.clock >= end:
                 break
-            limit = min(ev_t, wake, end)
             th = self.current
             if th is not None and th.state == "ready":
-                self._run_thread(th, limit)
+                self._run_thread(th, min(ev_t, wake, end))
             elif th is None and self._ready_thread():
                 self._schedule()
             else:
-                self._idle_until(limit)
-        if self.young and (len(self.young) >= YOUNG_REPORT_PAGES
-                           or self.clock - self.young_sent_at >= YOUNG_REPORT_NS):
-            self.send(self.coordinator, P.YOUNG, sorted(self.young), self.clock)
-            self.young.clear()
-            self.young_sent_at = self.clock
+                self._go_idle()
+                nxt = min(ev_t, wake)
+                if nxt >= end:
+                    break
+                self.stats["idle_ns"] += nxt - self.clock
+                self.clock = nxt
 
     def next_time(self) -> int:
         t = min(self.next_event_time(), self._timer())
@@ -144,8 +156,14 @@ class Cpu(Component):
     def publish(self, slots) -> None:
         slots[P.PUB_LOADED_MM] = self.loaded_mm
         slots[P.PUB_LAZY] = int(self.is_lazy)
-        slots[P.PUB_CPUMASK] = self.cpumask_bits
+        slots[P.PUB_CPUMASK] = self.cpumask_seen
         slots[P.PUB_LIVE] = self.live
+        slots[P.PUB_CLOCK] = self.clock
+        slots[P.PUB_PREV_MM], slots[P.PUB_PREV_LAZY] = self.prev_state
+        slots[P.PUB_T_FIRST], slots[P.PUB_T_LAST] = self.t_first, self.t_last
+        self.prev_state = (self.loaded_mm, int(self.is_lazy))
+        self.t_first = self.t_last = INF
+        self.cpumask_seen = self.cpumask_bits
 
     def _anyone_live(self) -> bool:
         """Whether any CPU had a non-daemon thread left, as published last window."""
@@ -175,11 +193,17 @@ class Cpu(Component):
                 th.state = "ready"
         self._schedule()
 
-    def _idle_until(self, limit: int) -> None:
+    def _go_idle(self) -> None:
+        """Nothing runnable: idle borrows the mm (lazy TLB mode); report accessed bits."""
         if self.current is None and not self.is_lazy and self.loaded_mm >= 0:
-            self.is_lazy = True               # idle borrows the mm: lazy TLB mode
-        self.stats["idle_ns"] += limit - self.clock
-        self.clock = limit
+            self.set_tlbstate(self.loaded_mm, True)
+        if self.young:
+            self._report_young()
+
+    def _report_young(self) -> None:
+        self.send(self.coordinator, P.YOUNG, sorted(self.young), self.clock)
+        self.young.clear()
+        self.young_sent_at = self.clock
 
     def _schedule(self) -> None:
         """Pick the next ready thread round robin; keep the current one if it is alone;
@@ -308,6 +332,9 @@ class Cpu(Component):
         pte = self.replica.pte[vpage]
         if pte >= 0 and pte & 1 and (kind != WRITE or pte & 2):
             self.young.add(vpage)
+            if len(self.young) >= YOUNG_REPORT_PAGES or \
+                    self.clock - self.young_sent_at >= YOUNG_REPORT_NS:
+                self._report_young()
             pfn = pte >> 2
             return (pte, self.replica.vcid[vpage], self.replica.frame_gen[pfn])
         st["page_faults"] += 1
@@ -321,9 +348,7 @@ class Cpu(Component):
     def _handle(self, ev) -> None:
         kind, payload = ev[4], ev[5]
         if kind == P.IPI:
-            self._on_ipi(ev[1], payload)
-        elif kind == P.ACK:
-            self._on_ack(payload[0])
+            self._on_ipi(ev[0], ev[1], payload)
         elif kind == P.REPLY:
             th = self.threads[payload[0]]
             if th.state == "done":
@@ -339,41 +364,25 @@ class Cpu(Component):
             if th.state == "kernel":
                 th.state = "io"
                 self._schedule()
-        elif kind == P.DO_SHOOTDOWN:
-            self._do_shootdown(*payload)
         elif kind == P.LOCAL_FLUSH:
-            x86.flush_tlb_func(self, *payload, local=True)
+            mm = payload[0]
+            if mm == P.NO_MM or mm == self.loaded_mm:
+                x86.flush_tlb_func(self, *payload, local=True)
         elif kind == P.HOLDS_QUERY:
             held = [pfn for pfn in payload[1] if self.holds_frame(pfn)]
-            self.send(self.coordinator, P.HOLDS_REPLY, (payload[0], held, self.cid), self.clock)
+            self.send(self.coordinator, P.HOLDS_REPLY, (payload[0], held, self.cid), ev[0])
         else:
             raise RuntimeError(f"CPU {self.cid}: unexpected event kind {kind}")
 
-    def _on_ipi(self, src: int, payload) -> None:
-        token, mm, start, npages, new_gen = payload
+    def _on_ipi(self, arrival: int, src: int, payload) -> None:
+        """flush_tlb_func() in the interrupt handler. The interrupt is taken at its
+        arrival time: the ack is stamped from it even when this CPU ran past it within
+        the window (the flush's effect on the TLBs is then applied at the CPU's clock,
+        late by at most one window; docs/design.md); the handler's cost is charged here."""
+        token, _initiator, mm, start, npages, new_gen = payload
         before = self.clock
         x86.flush_tlb_func(self, mm, start, npages, new_gen, local=False)
         self.clock += self.cost["ipi_handler_ns"]
-        self.stats["ipi_handler_ns"] += self.clock - before
-        self.send(src, P.ACK, (token,), self.clock + self.cost["ipi_latency_ns"])
-
-    def _do_shootdown(self, token: int, cpumask, mm: int, start: int, npages: int,
-                      new_gen: int, freed_tables: int) -> None:
-        """Initiator side of native_flush_tlb_multi(): local flush, IPIs, wait for acks."""
-        mask = x86.mm_cpumask(self.engine.pub, mm, self.ncpus) if cpumask is None else cpumask
-        if self.cid in mask and (mm == P.NO_MM or self.loaded_mm == mm):
-            x86.flush_tlb_func(self, mm, start, npages, new_gen, local=True)
-        targets = x86.ipi_targets(self.engine.pub, mask, self.cid, mm, bool(freed_tables))
-        if not targets:
-            self.send(self.coordinator, P.SHOOTDOWN_DONE, (token, 0), self.clock)
-            return
-        self.clock += x86.send_ipis(self, self.stats, self.cost, token, targets,
-                                    (mm, start, npages, new_gen), self.clock)
-        self.pending[token] = [len(targets), self.coordinator, len(targets)]
-
-    def _on_ack(self, token: int) -> None:
-        p = self.pending[token]
-        p[0] -= 1
-        if p[0] == 0:
-            del self.pending[token]
-            self.send(p[1], P.SHOOTDOWN_DONE, (token, p[2]), self.clock)
+        spent = self.clock - before
+        self.stats["ipi_handler_ns"] += spent
+        self.send(src, P.ACK, (token,), arrival + spent + self.cost["ipi_latency_ns"])

@@ -13,8 +13,9 @@ INF = (1 << 62)
 class Component:
     """One simulated entity (a CPU, the coordinator) with its own clock and event queue.
 
-    Events sent during a window take effect no earlier than the next window, whether the
-    destination lives on this rank or another: placement never changes results.
+    Events sent during a window are delivered at its end, whether the destination lives
+    on this rank or another (placement never changes results), and are handled at their
+    timestamp, or at the receiver's clock if the receiver already ran past it.
     """
 
     def __init__(self, cid: int):

@@ -1,10 +1,13 @@
 """The per-rank window loop: run local components, exchange events, synchronise.
 
-Time advances in windows of `quantum_ns`. Inside a window each component handles its own
-events in (time, source, sequence) order; every event a component sends takes effect in
-a later window, whether its destination is on this rank or another. Remote events are
-real MPI point-to-point messages, sent as they are produced. Windows in which no
-component has anything to do are skipped.
+An event takes effect at its own timestamp (send time plus the modelled latency of its
+hop), not at a window boundary. A window starts at the earliest pending event or
+component time over all ranks and lasts `quantum_ns`: it only bounds how far any
+component may run ahead of the slowest one (the skew bound). Inside a window each
+component handles its own events in (time, source, sequence) order; every event a
+component sends is delivered at the end of the window, whether its destination is on
+this rank or another, so placement never changes results. Remote events are real MPI
+point-to-point messages, sent as they are produced.
 """
 
 import time
@@ -135,13 +138,12 @@ class Engine:
 
     def _run(self, stop_ns: int) -> int:
         gmin = self._synchronise()          # epoch 0: initial publication, no simulation
-        start, end = 0, 0
-        q = self.quantum
+        end = 0
         while gmin < INF:
-            start = max(end, (gmin // q) * q)
+            start = gmin                    # the earliest thing anyone has left to do
             if start >= stop_ns:
                 break
-            end = start + q
+            end = start + self.quantum
             self.epoch += 1
             if self.on_window is not None:
                 self.on_window()

@@ -6,13 +6,15 @@ skipped unless page tables were freed). Target side: flush_tlb_func() compares t
 CPU's per-ASID tlb_gen with the mm's and does nothing, a per-page INVLPG, or a full
 flush. switch_mm_irqs_off() picks one of the 6 PCID slots and flushes a stale one.
 
-The CPU-side functions take the Cpu component; mm_cpumask and lazy state of other CPUs
-come from the state they published one window ago (see docs/design.md).
+The CPU-side functions take the Cpu component. The initiator's side runs in the
+coordinator: mm_cpumask and the lazy state of other CPUs come from what they published
+at the last window boundary, read as of the flush's simulated time (`tlbstate_at`).
 """
 
 import numpy as np
 
-from emu.protocol import FULL, IPI, NO_MM, PUB_CPUMASK, PUB_LAZY, PUB_LOADED_MM
+from emu import protocol as P
+from emu.protocol import FULL, IPI, NO_MM
 
 
 def flush_npages(npages: int, ceiling: int) -> int:
@@ -21,33 +23,49 @@ def flush_npages(npages: int, ceiling: int) -> int:
 
 
 def mm_cpumask(pub, mm: int, ncpus: int) -> list[int]:
-    """CPUs whose published state says they are in mm_cpumask(mm)."""
-    return np.flatnonzero(pub[:ncpus, PUB_CPUMASK] & (1 << mm)).tolist()
+    """CPUs whose published state says they were in mm_cpumask(mm) during the last
+    window (a bit set at any time in it counts: the safe side)."""
+    return np.flatnonzero(pub[:ncpus, P.PUB_CPUMASK] & (1 << mm)).tolist()
 
 
-def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool) -> bool:
-    """The IPI filter of native_flush_tlb_multi()/should_flush_tlb()."""
+def tlbstate_at(pub, cpu: int, t: int) -> tuple[int, int] | None:
+    """(loaded mm, is_lazy) of `cpu` at simulated time `t`, from what it published: its
+    state before its first change of the last window if `t` is earlier, its latest state
+    if `t` is at or after its last change; None if `t` falls between two changes."""
+    row = pub[cpu]
+    if t < row[P.PUB_T_FIRST]:
+        return int(row[P.PUB_PREV_MM]), int(row[P.PUB_PREV_LAZY])
+    if t >= row[P.PUB_T_LAST]:
+        return int(row[P.PUB_LOADED_MM]), int(row[P.PUB_LAZY])
+    return None
+
+
+def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int) -> bool:
+    """The IPI filter of native_flush_tlb_multi()/should_flush_tlb(), at time `t`."""
     if freed_tables:
         return True                      # on_each_cpu_mask: lazy CPUs too
-    if int(pub[cpu, PUB_LAZY]):
+    state = tlbstate_at(pub, cpu, t)
+    if state is None:
+        return True                      # changed more than once around t: flush (safe)
+    loaded, lazy = state
+    if lazy:
         return False                     # flushes at its next switch instead
-    if mm == NO_MM:
-        return True                      # batched flush: every non-lazy CPU in the mask
-    return int(pub[cpu, PUB_LOADED_MM]) == mm
+    return mm == NO_MM or loaded == mm   # batched flush: every non-lazy CPU in the mask
 
 
-def ipi_targets(pub, cpumask, initiator: int, mm: int, freed_tables: bool) -> list[int]:
-    return [c for c in cpumask if c != initiator and should_flush_tlb(pub, c, mm, freed_tables)]
+def ipi_targets(pub, cpumask, initiator: int, mm: int, freed_tables: bool,
+                t: int) -> list[int]:
+    return [c for c in cpumask
+            if c != initiator and should_flush_tlb(pub, c, mm, freed_tables, t)]
 
 
-def send_ipis(sender, stats: dict, cost: dict, token: int, targets, flush, t: int) -> int:
+def send_ipis(sender, token: int, initiator: int, targets, flush, t: int,
+              cost: dict) -> int:
     """The sending half of native_flush_tlb_multi(): one IPI message per target, each a
     little later than the last; returns the time the initiator spends sending."""
-    stats["nr_tlb_remote_flush"] += 1
-    stats["ipi_sent"] += len(targets)
     lat, per = cost["ipi_latency_ns"], cost["ipi_per_target_ns"]
     for i, c in enumerate(targets):
-        sender.send(c, IPI, (token, *flush), t + lat + i * per)
+        sender.send(c, IPI, (token, initiator, *flush), t + lat + i * per)
     return len(targets) * per
 
 
@@ -89,7 +107,7 @@ def switch_mm_irqs_off(cpu, mm: int) -> None:
     epoch = cpu.engine.epoch
     if cpu.loaded_mm == mm:
         if cpu.is_lazy:                  # leaving lazy mode: catch up if behind
-            cpu.is_lazy = False
+            cpu.set_tlbstate(mm, False)
             cpu.joined_epoch = epoch
             slot = cpu.slots[cpu.loaded_slot]
             gen = cpu.replica.mm_gen[mm]
@@ -114,7 +132,8 @@ def switch_mm_irqs_off(cpu, mm: int) -> None:
         cpu.flush_slot(i)
         slot[1] = gen
         cpu.stats["tlb_flush_on_switch"] += 1
-    cpu.loaded_mm, cpu.loaded_slot, cpu.is_lazy = mm, i, False
+    cpu.loaded_slot = i
+    cpu.set_tlbstate(mm, False)
     cpu.joined_epoch = epoch
 
 

@@ -124,7 +124,9 @@ class LufPolicy(ShootdownPolicy):
             self.k.coord.runner.notify(key, task.t)
         for key in sorted(waits, key=lambda k: k[1]):
             if key in self._active:
+                before = task.t
                 yield Wait(key)
+                self.k.coord.flush_waited(task, task.t - before)
         return bool(new)
 
     def take_off(self, task, pfn: int, pending: bool):

@@ -54,6 +54,22 @@ def to_csv(doc: dict) -> str:
     return out.getvalue()
 
 
+def latency_table(runs: list[dict]) -> str:
+    """Shootdown latency in simulated time by source, policies side by side (µs):
+    the initiator's wait from its request to the last ack."""
+    sources = sorted({s for r in runs for s in r["shootdown_latency_ns"]} - {"all"}) + ["all"]
+    rows = [["source"] + [f"{r['policy']} n / p50 / p99 / max" for r in runs]]
+    for src in sources:
+        cells = []
+        for r in runs:
+            v = r["shootdown_latency_ns"].get(src)
+            cells.append(f"{v['count']:,} / {v['p50'] / 1e3:.2f} / {v['p99'] / 1e3:.2f} / "
+                         f"{v['max'] / 1e3:.2f}" if v and v["count"] else "-")
+        rows.append([src] + cells)
+    share = ", ".join(f"{r['policy']} {100 * r['wait_share']:.3f}%" for r in runs)
+    return _table(rows) + f"threads' runtime spent waiting on shootdowns: {share}\n"
+
+
 def _row_summary(row: list[int]) -> str:
     return f"total {sum(row):,}  min {min(row):,}  max {max(row):,}  mean {sum(row) / len(row):,.1f}"
 
@@ -100,6 +116,8 @@ def report(doc: dict) -> str:
         text = ", ".join(f"{s} {v['flushes']:,}/{v['ipis']:,}" for s, v in sorted(src.items()))
         out.append(f"-- {run['policy']}: {text or 'none'}")
     out.append("")
+    out.append("== Shootdown latency (simulated µs, request to last ack) ==")
+    out.append(latency_table(runs))
     out.append("== Processes (runtime, simulated) ==")
     for i, proc in enumerate(base["processes"]):
         cells = []
@@ -144,11 +162,12 @@ def report(doc: dict) -> str:
     out.append("== Measured (wall clock; depends on the machine and placement) ==")
     for run in runs:
         m, c = run["measured"], run["comm"]
-        lat = c["ipi_latency_us"]
+        lat = m["mpi_ipi_wall_latency_us"]
         out.append(f"-- {run['policy']}: {run['ranks']} ranks, wall {run['wall_s']} s, "
                    f"{m['windows']:,} windows ({m['windows_per_s']:,}/s), "
                    f"{m['events_per_s']:,.0f} events/s, MPI {c['mpi_messages']:,} messages "
-                   f"{c['mpi_bytes']:,} bytes, IPI one-way latency p50 {lat['p50']} us "
+                   f"{c['mpi_bytes']:,} bytes, wall-clock one-way latency of IPI/ack "
+                   f"messages (host and windows, not the model) p50 {lat['p50']} us "
                    f"p99 {lat['p99']} us max {lat['max']} us, peak RSS/rank "
                    f"{m['peak_rss_mb_per_rank']['max']} MB")
     return "\n".join(out) + "\n"

@@ -23,18 +23,27 @@ HOLDS_QUERY = 24   # (token, pfns) ideal policy only: which of these frames do y
 MEASURED_KINDS = frozenset({IPI, ACK})
 
 # Published per-component slots, read by everyone during the next window. A CPU also
-# publishes what it was at the previous publication and when its lazy/mm state changed
-# since, so an initiator can ask what the CPU was doing at the flush's simulated time.
+# publishes its lazy/mm state at the previous publication and the changes since (time,
+# new state), so an initiator can ask what the CPU was doing at the flush's time.
 PUB_LOADED_MM = 0    # mm id loaded on the CPU now (-1: init_mm)
 PUB_LAZY = 1         # cpu_tlbstate_shared.is_lazy now
 PUB_CPUMASK = 2      # bit m set: in mm_cpumask(mm m) at any time since the last publication
 PUB_LIVE = 3         # non-daemon threads not yet exited on this CPU
-PUB_CLOCK = 4        # the CPU's simulated time at publication
-PUB_PREV_MM = 5      # loaded mm at the previous publication
-PUB_PREV_LAZY = 6    # lazy flag at the previous publication
-PUB_T_FIRST = 7      # time of the first lazy/mm change since the previous publication
-PUB_T_LAST = 8       # time of the last one (both INF if none)
-PUB_SLOTS = 9
+PUB_PREV_STATE = 4   # packed (mm, lazy) at the previous publication (see pack_tlbstate)
+PUB_NCHANGES = 5     # changes since then (only the first PUB_MAX_CHANGES are listed)
+PUB_T_LAST = 6       # time of the last change
+PUB_CHANGES = 7      # PUB_MAX_CHANGES pairs (time, packed state)
+PUB_MAX_CHANGES = 8
+PUB_SLOTS = PUB_CHANGES + 2 * PUB_MAX_CHANGES
+
+
+def pack_tlbstate(mm: int, lazy: bool) -> int:
+    return (mm + 1) * 2 + int(lazy)
+
+
+def unpack_tlbstate(packed: int) -> tuple[int, int]:
+    return packed // 2 - 1, packed & 1
+
 
 FULL = -1            # npages value meaning TLB_FLUSH_ALL
 NO_MM = -1           # flush info mm for a batched (all-mm) flush

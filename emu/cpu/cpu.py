@@ -44,8 +44,8 @@ class Cpu(Component):
         self.next_asid = 0
         self.loaded_mm, self.loaded_slot, self.is_lazy = -1, 0, False
         self.cpumask_bits = self.cpumask_seen = 0
-        self.prev_state = (-1, 0)                # (mm, lazy) at the last publication
-        self.t_first = self.t_last = INF         # its changes since then
+        self.prev_state = P.pack_tlbstate(-1, False)   # at the last publication...
+        self.changes: list[tuple[int, int]] = []       # ...and (time, state) since
         self.joined_epoch = -10
         self.cost = c
         self.walk_ns, self.slice_ns = c["page_walk_ns"], sc["kernel"]["sched_base_slice_ns"]
@@ -89,9 +89,7 @@ class Cpu(Component):
         if (mm, lazy) == (self.loaded_mm, self.is_lazy):
             return
         self.loaded_mm, self.is_lazy = mm, lazy
-        if self.t_first == INF:
-            self.t_first = self.clock
-        self.t_last = self.clock
+        self.changes.append((self.clock, P.pack_tlbstate(mm, lazy)))
 
     def switch_to_init_mm(self) -> None:
         self.leave_cpumask(self.loaded_mm)
@@ -158,11 +156,15 @@ class Cpu(Component):
         slots[P.PUB_LAZY] = int(self.is_lazy)
         slots[P.PUB_CPUMASK] = self.cpumask_seen
         slots[P.PUB_LIVE] = self.live
-        slots[P.PUB_CLOCK] = self.clock
-        slots[P.PUB_PREV_MM], slots[P.PUB_PREV_LAZY] = self.prev_state
-        slots[P.PUB_T_FIRST], slots[P.PUB_T_LAST] = self.t_first, self.t_last
-        self.prev_state = (self.loaded_mm, int(self.is_lazy))
-        self.t_first = self.t_last = INF
+        slots[P.PUB_PREV_STATE] = self.prev_state
+        ch = self.changes
+        slots[P.PUB_NCHANGES] = len(ch)
+        slots[P.PUB_T_LAST] = ch[-1][0] if ch else 0
+        for i, (t, state) in enumerate(ch[:P.PUB_MAX_CHANGES]):
+            slots[P.PUB_CHANGES + 2 * i] = t
+            slots[P.PUB_CHANGES + 2 * i + 1] = state
+        self.prev_state = P.pack_tlbstate(self.loaded_mm, self.is_lazy)
+        ch.clear()
         self.cpumask_seen = self.cpumask_bits
 
     def _anyone_live(self) -> bool:

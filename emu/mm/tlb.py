@@ -29,15 +29,20 @@ def mm_cpumask(pub, mm: int, ncpus: int) -> list[int]:
 
 
 def tlbstate_at(pub, cpu: int, t: int) -> tuple[int, int] | None:
-    """(loaded mm, is_lazy) of `cpu` at simulated time `t`, from what it published: its
-    state before its first change of the last window if `t` is earlier, its latest state
-    if `t` is at or after its last change; None if `t` falls between two changes."""
+    """(loaded mm, is_lazy) of `cpu` at simulated time `t`, replayed from the changes it
+    published; None if `t` falls after the last listed change but before a later one
+    that did not fit (the caller then takes the safe side)."""
     row = pub[cpu]
-    if t < row[P.PUB_T_FIRST]:
-        return int(row[P.PUB_PREV_MM]), int(row[P.PUB_PREV_LAZY])
-    if t >= row[P.PUB_T_LAST]:
-        return int(row[P.PUB_LOADED_MM]), int(row[P.PUB_LAZY])
-    return None
+    state = int(row[P.PUB_PREV_STATE])
+    n = int(row[P.PUB_NCHANGES])
+    for i in range(P.PUB_CHANGES, P.PUB_CHANGES + 2 * min(n, P.PUB_MAX_CHANGES), 2):
+        if t < row[i]:
+            break
+        state = int(row[i + 1])
+    else:
+        if n > P.PUB_MAX_CHANGES and t < row[P.PUB_T_LAST]:
+            return None
+    return P.unpack_tlbstate(state)
 
 
 def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int) -> bool:

@@ -81,11 +81,15 @@ class Coordinator(Component):
 
     # -- the window -----------------------------------------------------------------------
     def run_window(self, start: int, end: int) -> None:
+        """Handle requests and run kernel tasks in time order up to the horizon (the
+        earliest time a CPU could still send something), so no request from a CPU ever
+        arrives in the kernel's past."""
         runner = self.runner
+        limit = min(end, self.engine.horizon)
         while True:
             te = self._queue[0][0] if self._queue else INF
             tp = runner.next_time()
-            if min(te, tp) >= end:
+            if min(te, tp) >= limit:
                 break
             if te <= tp:
                 ev = self.pop_event()
@@ -123,8 +127,10 @@ class Coordinator(Component):
         elif kind == P.HOLDS_REPLY:
             k.policy.holds_reply(*p, t)
         elif kind == P.YOUNG:
-            for vp in p:
-                k.young[vp] = 1
+            pte = k.R.pte
+            for vp in p:            # a walk of a PTE cleared since (replica lag) sets nothing
+                if pte[vp] >= 0 and pte[vp] & 1:
+                    k.young[vp] = 1
         elif kind == P.THREAD_EXIT:
             mm = p[1]
             self.mm_live[mm] -= 1

@@ -23,18 +23,20 @@ HOLDS_QUERY = 24   # (token, pfns) ideal policy only: which of these frames do y
 MEASURED_KINDS = frozenset({IPI, ACK})
 
 # Published per-component slots, read by everyone during the next window. A CPU also
-# publishes its lazy/mm state at the previous publication and the changes since (time,
-# new state), so an initiator can ask what the CPU was doing at the flush's time.
+# publishes its TLB state (loaded mm, lazy flag, mm_cpumask bits) as of the previous
+# publication and every change since, with its simulated time, so an initiator can
+# replay what the CPU was doing at the time of its flush.
 PUB_LOADED_MM = 0    # mm id loaded on the CPU now (-1: init_mm)
 PUB_LAZY = 1         # cpu_tlbstate_shared.is_lazy now
-PUB_CPUMASK = 2      # bit m set: in mm_cpumask(mm m) at any time since the last publication
+PUB_CPUMASK = 2      # bit m set: in mm_cpumask(mm m) now
 PUB_LIVE = 3         # non-daemon threads not yet exited on this CPU
 PUB_PREV_STATE = 4   # packed (mm, lazy) at the previous publication (see pack_tlbstate)
-PUB_NCHANGES = 5     # changes since then (only the first PUB_MAX_CHANGES are listed)
-PUB_T_LAST = 6       # time of the last change
-PUB_CHANGES = 7      # PUB_MAX_CHANGES pairs (time, packed state)
+PUB_PREV_MASK = 5    # mm_cpumask bits at the previous publication
+PUB_NCHANGES = 6     # changes since then (only the first PUB_MAX_CHANGES are listed)
+PUB_T_LAST = 7       # time of the last change
+PUB_CHANGES = 8      # PUB_MAX_CHANGES triples (time, packed state, mm_cpumask bits)
 PUB_MAX_CHANGES = 8
-PUB_SLOTS = PUB_CHANGES + 2 * PUB_MAX_CHANGES
+PUB_SLOTS = PUB_CHANGES + 3 * PUB_MAX_CHANGES
 
 
 def pack_tlbstate(mm: int, lazy: bool) -> int:

@@ -49,15 +49,15 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     file_ids = {f["name"]: i for i, f in enumerate(sc["file"])}
     seed = sc["scenario"]["seed"]
     placed = place_threads(sc, layout, ncpus)
+    coord_cid = ncpus
     engine = Engine(MPI, comm, placement, sc["scenario"]["quantum_ns"], P.PUB_SLOTS,
-                    P.MEASURED_KINDS)
+                    P.MEASURED_KINDS, paced=frozenset({coord_cid}))
     busy = {cpu for *_, cpu in placed}
     engine.set_dormant_ranks({r for r in range(comm.Get_size()) if r != placement[ncpus]
                               and not any(placement[c] == r for c in busy)})
     replica = Replica(layout, len(layout.mm_names))
     if any(placement[c] == rank for c in busy):
         engine.blob_sinks.append(replica.apply)   # only CPUs with threads walk page tables
-    coord_cid = ncpus
     cpus = []
     for c in range(ncpus):
         if placement[c] != rank:

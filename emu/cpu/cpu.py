@@ -43,9 +43,9 @@ class Cpu(Component):
         self.slots = [[-1, 0, 0] for _ in range(m["pcid_slots"])]  # [mm, tlb_gen, epoch]
         self.next_asid = 0
         self.loaded_mm, self.loaded_slot, self.is_lazy = -1, 0, False
-        self.cpumask_bits = self.cpumask_seen = 0
-        self.prev_state = P.pack_tlbstate(-1, False)   # at the last publication...
-        self.changes: list[tuple[int, int]] = []       # ...and (time, state) since
+        self.cpumask_bits = 0
+        self.prev_state = (P.pack_tlbstate(-1, False), 0)  # at the last publication...
+        self.changes: list[tuple[int, int, int]] = []      # ...and (time, state, bits) since
         self.joined_epoch = -10
         self.cost = c
         self.walk_ns, self.slice_ns = c["page_walk_ns"], sc["kernel"]["sched_base_slice_ns"]
@@ -78,18 +78,27 @@ class Cpu(Component):
         self.clock += npages * self.cost["invlpg_ns"]
 
     def join_cpumask(self, mm: int) -> None:
-        self.cpumask_bits |= 1 << mm
-        self.cpumask_seen |= 1 << mm
+        if not self.cpumask_bits & 1 << mm:
+            self.cpumask_bits |= 1 << mm
+            self._record_change()
 
     def leave_cpumask(self, mm: int) -> None:
-        self.cpumask_bits &= ~(1 << mm)
+        if self.cpumask_bits & 1 << mm:
+            self.cpumask_bits &= ~(1 << mm)
+            self._record_change()
 
     def set_tlbstate(self, mm: int, lazy: bool) -> None:
         """Change the loaded mm / lazy flag, remembering when (for initiators' reads)."""
-        if (mm, lazy) == (self.loaded_mm, self.is_lazy):
-            return
-        self.loaded_mm, self.is_lazy = mm, lazy
-        self.changes.append((self.clock, P.pack_tlbstate(mm, lazy)))
+        if (mm, lazy) != (self.loaded_mm, self.is_lazy):
+            self.loaded_mm, self.is_lazy = mm, lazy
+            self._record_change()
+
+    def _record_change(self) -> None:
+        state = (self.clock, P.pack_tlbstate(self.loaded_mm, self.is_lazy), self.cpumask_bits)
+        if self.changes and self.changes[-1][0] == self.clock:
+            self.changes[-1] = state      # several changes at one instant: keep the last
+        else:
+            self.changes.append(state)
 
     def switch_to_init_mm(self) -> None:
         self.leave_cpumask(self.loaded_mm)
@@ -154,18 +163,16 @@ class Cpu(Component):
     def publish(self, slots) -> None:
         slots[P.PUB_LOADED_MM] = self.loaded_mm
         slots[P.PUB_LAZY] = int(self.is_lazy)
-        slots[P.PUB_CPUMASK] = self.cpumask_seen
+        slots[P.PUB_CPUMASK] = self.cpumask_bits
         slots[P.PUB_LIVE] = self.live
-        slots[P.PUB_PREV_STATE] = self.prev_state
+        slots[P.PUB_PREV_STATE], slots[P.PUB_PREV_MASK] = self.prev_state
         ch = self.changes
         slots[P.PUB_NCHANGES] = len(ch)
         slots[P.PUB_T_LAST] = ch[-1][0] if ch else 0
-        for i, (t, state) in enumerate(ch[:P.PUB_MAX_CHANGES]):
-            slots[P.PUB_CHANGES + 2 * i] = t
-            slots[P.PUB_CHANGES + 2 * i + 1] = state
-        self.prev_state = P.pack_tlbstate(self.loaded_mm, self.is_lazy)
+        for i, change in enumerate(ch[:P.PUB_MAX_CHANGES]):
+            slots[P.PUB_CHANGES + 3 * i:P.PUB_CHANGES + 3 * i + 3] = change
+        self.prev_state = (P.pack_tlbstate(self.loaded_mm, self.is_lazy), self.cpumask_bits)
         ch.clear()
-        self.cpumask_seen = self.cpumask_bits
 
     def _anyone_live(self) -> bool:
         """Whether any CPU had a non-daemon thread left, as published last window."""

@@ -8,6 +8,11 @@ component handles its own events in (time, source, sequence) order; every event 
 component sends is delivered at the end of the window, whether its destination is on
 this rank or another, so placement never changes results. Remote events are real MPI
 point-to-point messages, sent as they are produced.
+
+A *paced* component (the coordinator) runs only up to the horizon: the earliest time at
+which any unpaced component (a CPU) could act, as known at the window's start. Nothing
+a CPU sends during the window can then be older than what the coordinator has done, so
+the kernel sees every CPU's requests in simulated-time order.
 """
 
 import time
@@ -23,12 +28,14 @@ class Engine:
     """Runs the components placed on this rank in lock-step windows with all other ranks."""
 
     def __init__(self, MPI, comm, placement: list[int], quantum_ns: int, slots: int,
-                 measured_kinds: frozenset = frozenset()):
+                 measured_kinds: frozenset = frozenset(), paced: frozenset = frozenset()):
         self.MPI = MPI
         self.comm = comm
         self.rank = comm.Get_rank()
         self.placement = placement              # component id -> rank
         self.quantum = int(quantum_ns)
+        self.paced = paced                      # component ids that run only to the horizon
+        self.horizon = 0
         self.measured_kinds = measured_kinds    # event kinds whose wall latency is sampled
         self.components: list[Component] = []
         self.by_cid: dict[int, Component] = {}
@@ -40,6 +47,7 @@ class Engine:
         self._local_pending: list[tuple] = []
         self._sent = np.zeros(comm.Get_size(), dtype=np.int64)
         self._sent_min_ts = INF
+        self._sent_min_unpaced = INF
         self._requests: list = []
         self._received = 0
         self.blob_source = None                  # root rank: callable -> bytes
@@ -70,6 +78,8 @@ class Engine:
                                data))
         self._sent[rank] += 1
         self._sent_min_ts = min(self._sent_min_ts, event[0])
+        if dst not in self.paced:
+            self._sent_min_unpaced = min(self._sent_min_unpaced, event[0])
         self.stats["mpi_messages"] += 1
         self.stats["mpi_bytes"] += len(data)
 
@@ -93,7 +103,8 @@ class Engine:
 
     # -- the loop -------------------------------------------------------------------------
     def _synchronise(self) -> int:
-        """End the current epoch: publish, prove delivery, return the global earliest time."""
+        """End the current epoch: publish, prove delivery, return the global earliest
+        time (and set the horizon of the next window)."""
         e = self.epoch
         for c in self.components:
             c.publish(self.sync.pub[e & 1, c.cid])
@@ -103,19 +114,22 @@ class Engine:
             self.by_cid[event[3]].deliver(event)
         self._local_pending.clear()
         nxt = min([c.next_time() for c in self.components] + [self._sent_min_ts])
-        self.sync.write_row(e, self._sent, nxt)
-        expected, gmin = self.sync.barrier(e, self._drain)
+        unpaced = min([c.next_time() for c in self.components if c.cid not in self.paced]
+                      + [self._sent_min_unpaced])
+        self.sync.write_row(e, self._sent, (nxt, unpaced))
+        expected, minima = self.sync.barrier(e, self._drain)
         backoff_wait(lambda: self._received >= expected, self._drain)
         self._received -= expected
         self._sent[:] = 0
-        self._sent_min_ts = INF
+        self._sent_min_ts = self._sent_min_unpaced = INF
         if self.blob_sinks:
             blob = self.sync.read_blob(e)
             for sink in self.blob_sinks:
                 sink(blob)
         self.pub = self.sync.published(e)
         self.stats["windows"] += 1
-        return gmin
+        self.horizon = int(minima[1])
+        return int(minima[0])
 
     def set_dormant_ranks(self, ranks: set[int]) -> None:
         """Ranks whose components can never have work: they skip every window.

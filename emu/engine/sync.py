@@ -9,8 +9,9 @@ Across nodes only one leader per node talks, with non-blocking collectives polle
 back-off. Nothing spins in a blocking MPI call.
 
 Per epoch every rank publishes: how many messages it sent to each rank (so receivers
-know when all have arrived), the earliest time it has work (so idle stretches are
-skipped), each local component's published state slots, and, from the root rank only,
+know when all have arrived), the earliest time it has work and the earliest time an
+unpaced component (a CPU) can act (the window start and the paced coordinator's
+horizon), each local component's published state slots, and, from the root rank only,
 a broadcast blob (the coordinator's page-table change log). Buffers alternate by epoch
 parity: a rank can be at most one epoch ahead of the slowest, so two suffice.
 """
@@ -68,8 +69,8 @@ class WindowSync:
 
         W, N, C, K = self.world, self.nsize, n_components, slots_per_component
         self._layout = {
-            "arrive": N, "finished": 1, "next": 2 * N, "counts": 2 * N * W,
-            "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2, "bloblen": 2,
+            "arrive": N, "finished": 1, "next": 2 * N * 2, "counts": 2 * N * W,
+            "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2 * 2, "bloblen": 2,
         }
         total = sum(self._layout.values())
         itemsize = 8
@@ -85,11 +86,11 @@ class WindowSync:
         self.finished = views["finished"]
         self.active = np.ones(N, dtype=bool)   # dormant ranks do not take part
         self._wake_tree()
-        self.next = views["next"].reshape(2, N)
+        self.next = views["next"].reshape(2, N, 2)
         self.counts = views["counts"].reshape(2, N, W)
         self.pub = views["pub"].reshape(2, C, K)
         self.res_counts = views["res_counts"].reshape(2, W)
-        self.res_next = views["res_next"]
+        self.res_next = views["res_next"].reshape(2, 2)
         self.bloblen = views["bloblen"]
         self.bwin = MPI.Win.Allocate_shared(2 * BLOB_BYTES if is_leader else 0, 1,
                                             comm=self.node)
@@ -136,10 +137,11 @@ class WindowSync:
             os.write(self.wfds[i], b"w")
 
     # ------------------------------------------------------------------------------------
-    def write_row(self, epoch: int, sent_counts: np.ndarray, next_time: int) -> None:
+    def write_row(self, epoch: int, sent_counts: np.ndarray, next_times: tuple[int, int]) -> None:
+        """This rank's sends per destination rank and its (earliest time, horizon)."""
         p = epoch & 1
         self.counts[p, self.nrank, :] = sent_counts
-        self.next[p, self.nrank] = next_time
+        self.next[p, self.nrank] = next_times
 
     def write_published(self, epoch: int, cid: int, values) -> None:
         self.pub[epoch & 1, cid, :] = values
@@ -152,8 +154,9 @@ class WindowSync:
         self.blob[p, :len(data)] = np.frombuffer(data, dtype=np.uint8)
         self.bloblen[p] = len(data)
 
-    def barrier(self, epoch: int, on_idle) -> tuple[int, int]:
-        """Arrive at epoch `epoch`; return (messages to expect, global earliest time)."""
+    def barrier(self, epoch: int, on_idle) -> tuple[int, np.ndarray]:
+        """Arrive at epoch `epoch`; return (messages to expect, global minima of the
+        (earliest time, horizon) pairs)."""
         p = epoch & 1
         self.win.Sync()
         self.bwin.Sync()
@@ -176,8 +179,8 @@ class WindowSync:
             self.win.Sync()
             self.bwin.Sync()
         if self.multi_node:
-            return int(self.res_counts[p, self.rank]), int(self.res_next[p])
-        return int(self.counts[p, :, self.rank].sum()), int(self.next[p][self.active].min())
+            return int(self.res_counts[p, self.rank]), self.res_next[p].copy()
+        return int(self.counts[p, :, self.rank].sum()), self.next[p][self.active].min(axis=0)
 
     def _leader_exchange(self, epoch: int, on_idle) -> None:
         """Node leaders combine counts, published state and the root's blob over MPI."""
@@ -187,7 +190,7 @@ class WindowSync:
         blob_n = self.bloblen[p:p + 1] if self.rank == 0 else np.zeros(1, np.int64)
         summed = np.concatenate([self.counts[p].sum(axis=0), mine.ravel(), blob_n])
         total = np.empty_like(summed)
-        nxt = np.array([self.next[p][self.active].min()], dtype=np.int64)
+        nxt = self.next[p][self.active].min(axis=0)
         gmin = np.empty_like(nxt)
         reqs = [self.leaders.Iallreduce(summed, total, op=MPI.SUM),
                 self.leaders.Iallreduce(nxt, gmin, op=MPI.MIN)]
@@ -197,7 +200,7 @@ class WindowSync:
         self.pub[p].ravel()[:] = total[W:W + self.pub[p].size]
         n = int(total[-1])
         self.bloblen[p] = n
-        self.res_next[p] = gmin[0]
+        self.res_next[p] = gmin
         if n:
             data = np.array(self.blob[p, :n]) if self.rank == 0 else np.empty(n, np.uint8)
             req = self.leaders.Ibcast(data, root=0)

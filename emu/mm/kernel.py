@@ -70,18 +70,11 @@ class Kernel:
         self.kswapd_awake = [False] * self.nodes
         self.pages_under_io = {}       # cid -> True while its read is in flight
         self.numa_rate_window, self.numa_rate_pages = -1, 0
-        self._cpumask_epoch, self._cpumask_cache = -1, {}
 
     # -- mm_cpumask and tlb_gen ------------------------------------------------------------
     def cpumask(self, mm: int) -> list[int]:
-        """mm_cpumask(mm) as the CPUs published it last window (cached per window)."""
-        epoch = self.coord.engine.epoch
-        if self._cpumask_epoch != epoch:
-            self._cpumask_epoch, self._cpumask_cache = epoch, {}
-        mask = self._cpumask_cache.get(mm)
-        if mask is None:
-            mask = self._cpumask_cache[mm] = mm_cpumask(self.coord.engine.pub, mm, self.ncpus)
-        return mask
+        """mm_cpumask(mm) at the current task's time, from what the CPUs published."""
+        return mm_cpumask(self.coord.engine.pub, mm, self.ncpus, self.coord.now)
 
     def inc_mm_tlb_gen(self, mm: int) -> int:
         gen = self.R.mm_gen[mm] + 1

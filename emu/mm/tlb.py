@@ -22,27 +22,35 @@ def flush_npages(npages: int, ceiling: int) -> int:
     return FULL if npages > ceiling else npages
 
 
-def mm_cpumask(pub, mm: int, ncpus: int) -> list[int]:
-    """CPUs whose published state says they were in mm_cpumask(mm) during the last
-    window (a bit set at any time in it counts: the safe side)."""
-    return np.flatnonzero(pub[:ncpus, P.PUB_CPUMASK] & (1 << mm)).tolist()
-
-
-def tlbstate_at(pub, cpu: int, t: int) -> tuple[int, int] | None:
-    """(loaded mm, is_lazy) of `cpu` at simulated time `t`, replayed from the changes it
-    published; None if `t` falls after the last listed change but before a later one
-    that did not fit (the caller then takes the safe side)."""
+def tlbstate_at(pub, cpu: int, t: int) -> tuple[int, int, int] | None:
+    """(loaded mm, is_lazy, mm_cpumask bits) of `cpu` at simulated time `t`, replayed
+    from the changes it published; None if `t` falls after the last listed change but
+    before a later one that did not fit (the caller then takes the safe side)."""
     row = pub[cpu]
-    state = int(row[P.PUB_PREV_STATE])
+    state, bits = int(row[P.PUB_PREV_STATE]), int(row[P.PUB_PREV_MASK])
     n = int(row[P.PUB_NCHANGES])
-    for i in range(P.PUB_CHANGES, P.PUB_CHANGES + 2 * min(n, P.PUB_MAX_CHANGES), 2):
+    for i in range(P.PUB_CHANGES, P.PUB_CHANGES + 3 * min(n, P.PUB_MAX_CHANGES), 3):
         if t < row[i]:
             break
-        state = int(row[i + 1])
+        state, bits = int(row[i + 1]), int(row[i + 2])
     else:
         if n > P.PUB_MAX_CHANGES and t < row[P.PUB_T_LAST]:
             return None
-    return P.unpack_tlbstate(state)
+    return (*P.unpack_tlbstate(state), bits)
+
+
+def mm_cpumask(pub, mm: int, ncpus: int, t: int) -> list[int]:
+    """mm_cpumask(mm) at time `t`: CPUs that did not change since the last window
+    boundary read directly, the others replayed (in the mask if unknown: safe side)."""
+    rows = pub[:ncpus]
+    bit = 1 << mm
+    steady = rows[:, P.PUB_NCHANGES] == 0
+    mask = set(np.flatnonzero(steady & (rows[:, P.PUB_CPUMASK] & bit != 0)).tolist())
+    for c in np.flatnonzero(~steady).tolist():
+        state = tlbstate_at(pub, c, t)
+        if state is None or state[2] & bit:
+            mask.add(c)
+    return sorted(mask)
 
 
 def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int) -> bool:
@@ -51,8 +59,8 @@ def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int) -> bool
         return True                      # on_each_cpu_mask: lazy CPUs too
     state = tlbstate_at(pub, cpu, t)
     if state is None:
-        return True                      # changed more than once around t: flush (safe)
-    loaded, lazy = state
+        return True                      # state at t not known: flush (safe)
+    loaded, lazy, _ = state
     if lazy:
         return False                     # flushes at its next switch instead
     return mm == NO_MM or loaded == mm   # batched flush: every non-lazy CPU in the mask

@@ -87,6 +87,7 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
         "vmstat": vmstat,
         "shootdowns_by_source": sources,
         "policy_stats": coord["policy"],
+        "unmap_ro_rw": coord["unmap_ro_rw"],
         "oracle": oracle,
         "comm": {
             "ipi_messages": sum(per_cpu["ipi_sent"]),

@@ -121,5 +121,5 @@ def _coord_result(coord) -> dict:
     k = coord.k
     return {"vmstat": k.vmstat, "kthread": coord.kthread_stats,
             "flushes_by_source": k.shootdown_sources, "ipis_by_source": k.ipis_by_source,
-            "policy": k.policy.stats, "mm_exit_ns": coord.mm_exit_ns,
+            "policy": k.policy.stats, "unmap_ro_rw": k.unmap_ro_rw, "mm_exit_ns": coord.mm_exit_ns,
             "watermarks": k.alloc.watermarks}

@@ -39,9 +39,9 @@ def handle_mm_fault(k, task, vpage: int, access: int):
     if write and not vma_writable(k, vma):
         raise EmuError(f"a thread of '{k.mms[vma.mm].name}' wrote to read-only mapping "
                        f"'{vma.name}' (segmentation fault)", "scenario")
-    yield from k.policy.fault(task, vma, write)
+    yield from k.policy.fault(task, vma, write, False)
     yield from _do_fault(k, task, vma, vpage, write)
-    yield from k.policy.fault(task, vma, write)
+    yield from k.policy.fault(task, vma, write, True)
 
 
 def _do_fault(k, task, vma, vpage: int, write: bool):

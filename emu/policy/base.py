@@ -122,8 +122,8 @@ class ShootdownPolicy:
         return
         yield
 
-    def fault(self, task, vma, write: bool):
-        """A page fault in `vma` (handle_mm_fault())."""
+    def fault(self, task, vma, write: bool, end: bool):
+        """A page fault in `vma` (handle_mm_fault()): before it, and at its end."""
         return
         yield
 

@@ -218,11 +218,12 @@ class LufPolicy(ShootdownPolicy):
         if "tlb_end_vma" not in self.skip:
             yield from self._flush_vma(task, vma, "tlb_end_vma")
 
-    def fault(self, task, vma, write: bool):
+    def fault(self, task, vma, write: bool, end: bool):
         """The end of handle_mm_fault() (patches 16, 19, 20): any fault in a VM_WRITE or
-        VM_MAYWRITE VMA, or any write fault."""
+        VM_MAYWRITE VMA, or any write fault. emu also calls it before the fault
+        (docs/luf.md); `flush_fault_end` counts the flushes only the end call sent."""
         if "fault" not in self.skip and (write or vma_maywrite(self.k, vma)):
-            yield from self._flush_vma(task, vma, "fault")
+            yield from self._flush_vma(task, vma, "fault_end" if end else "fault")
 
     def file_write(self, task, file):
         if "file_write" not in self.skip:

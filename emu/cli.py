@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run one policy")
     run.add_argument("--policy", default="vanilla",
-                     help="vanilla, luf, luf-fixed, ideal or unsafe (default: %(default)s)")
+                     help="vanilla, luf, ideal or unsafe (default: %(default)s)")
     _common(run)
     cmp_ = sub.add_parser("compare", help="run several policies and compare them")
     cmp_.add_argument("--policies", default=DEFAULT_POLICIES,

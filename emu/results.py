@@ -87,6 +87,7 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
         "shootdown_latency_cdf": cdf(coord["latency_ns"]),
         "wait_share": round(coord["user_wait_ns"] / thread_ns, 6) if thread_ns else 0.0,
         "policy_stats": coord["policy"],
+        "unmap_ro_rw": coord["unmap_ro_rw"],
         "oracle": oracle,
         "comm": {
             "ipi_messages": sum(per_cpu["ipi_sent"]),

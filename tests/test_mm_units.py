@@ -66,7 +66,7 @@ class CountingPolicy(VanillaPolicy):
 
 def file_page(k, index, vpage):
     """Put page `index` of file 0 in the cache, mapped at `vpage`; returns its frame."""
-    pfn, _ = k.alloc.take(0, 0)
+    pfn = k.alloc.nodes[0].buddy.popleft()
     folio = k.folios[pfn]
     folio.cid, folio.anon, folio.file, folio.index = k.layout.file_cid(0, index), False, 0, index
     k.place_content(pfn, folio.cid)

@@ -7,7 +7,7 @@ from emu.errors import EmuError
 from emu.hw.tlb_cache import TLBArray, tlb_key
 from emu.mm.page_alloc import FreeList, compute_watermarks, zone_batchsize
 from emu.mm.tlb import flush_npages
-from emu.policy.luf_batch import LufBatch, LufTable, ugen_before
+from emu.policy.luf_batch import LufBatch, LufTable, next_ugen, prev_ugen, ugen_before
 from emu.protocol import FULL
 from emu.scenario.load import builtin_names, load_scenario
 
@@ -38,14 +38,20 @@ def test_ugen_comparison_survives_wrap_around():
     assert not ugen_before(7, 7, bits=8)
 
 
-def test_luf_key_collision_folds_masks_and_keeps_newer_ugen():
-    table = LufTable(ncpus=4, bits=16, nr_keys=2)
+def test_luf_key_reuse_folds_masks_keeps_newer_ugen_and_diets_the_old_mask():
+    table = LufTable(ncpus=4, bits=16, nr_keys=3)     # keys 1, 2, then 1 again (0 skipped)
     k1, u1 = table.add({0, 1})
-    k2, u2 = table.add({2})
-    k3, u3 = table.add({3})                     # same key as k1: folds
-    assert k3 == k1 and k2 != k1
-    assert table.batches[k1].cpumask == {0, 1, 3}
-    assert table.batches[k1].ugen == u3 and u3 > u1
+    k2, _ = table.add({2})
+    table.mark_done([0], u1)                    # CPU 0 flushed since the first batch
+    k3, u3 = table.add({3})
+    assert k3 == k1 and k2 != k1 and 0 not in (k1, k2)
+    assert table.batches[k1].cpumask == {1, 3}  # __fold_luf_batch(): diet by the old ugen
+    assert table.batches[k1].ugen == u3 and ugen_before(u1, u3, 16)
+
+
+def test_ugen_skips_values_invalid_as_unsigned_short():
+    assert next_ugen(0xFFFF) == 0x10001 and prev_ugen(0x10001) == 0xFFFF
+    assert next_ugen(0xFFFF, bits=16) == 1
 
 
 def test_partial_shootdown_selects_only_cpus_not_done():
@@ -67,15 +73,46 @@ def test_watermarks_follow_the_kernel_formula():
     assert zone_batchsize(1 << 20) == 63 and zone_batchsize(1000) == 1
 
 
-def test_allocator_prefers_clean_pages():
-    fl = FreeList(0, [], ncpus=1, batch=1, high=8)
-    fl.pcp_pending[0].extend([1, 2])
-    fl.buddy.extend([3])
+class _Zone:
+    """A policy stand-in: whether the zone's flushes cover the pend_list."""
+
+    def __init__(self, done: bool):
+        self.done = done
+
+    def zone_flushed(self, node: int, zone_ugen: int) -> bool:
+        return self.done
+
+
+def _allocator(fl, wmin: int):
     from emu.mm.page_alloc import PageAllocator
     alloc = PageAllocator.__new__(PageAllocator)
-    alloc.nodes = [fl]
-    assert alloc.take(0, 0) == (3, False)       # the clean page first
-    assert alloc.take(0, 0) == (1, True)        # then pending ones
+    alloc.nodes, alloc.watermarks = [fl], [[wmin, wmin, wmin]]
+    return alloc
+
+
+def test_allocator_prefers_clean_pages_and_pcp_before_refill():
+    fl = FreeList(0, [], ncpus=1, batch=2, high=8)
+    fl.pcp[0].append(4)
+    fl.pcp_pending[0].extend([1, 2])
+    fl.buddy.extend([3])
+    alloc = _allocator(fl, 0)
+    assert alloc.take(0, 0, _Zone(False)) == (4, False, [])    # the clean page first
+    assert alloc.take(0, 0, _Zone(False)) == (1, True, [])     # then the pcp's pending
+    assert alloc.take(0, 0, _Zone(False)) == (2, True, [])     # ... before any refill
+    assert alloc.take(0, 0, _Zone(False)) == (-1, False, [(3, False)])
+
+
+def test_buddy_refill_takes_pending_first_only_when_clean_pages_run_short():
+    fl = FreeList(0, [10, 11], ncpus=1, batch=2, high=8)
+    fl.buddy_pending.extend([20, 21])
+    assert _allocator(fl, 1).take(0, 0, _Zone(False))[2] == [(10, False), (11, False)]
+    fl = FreeList(0, [10, 11], ncpus=1, batch=2, high=8)
+    fl.buddy_pending.extend([20, 21])                          # 4 free, 2 pending: not > 2
+    assert _allocator(fl, 2).take(0, 0, _Zone(False))[2] == [(20, True), (21, True)]
+    fl = FreeList(0, [10, 11], ncpus=1, batch=2, high=8)
+    fl.buddy_pending.extend([20, 21])                          # flushed: clean again
+    assert _allocator(fl, 2).take(0, 0, _Zone(True))[2] == [(10, False), (11, False)]
+    assert not fl.buddy_pending and list(fl.buddy) == [20, 21]
 
 
 def test_every_builtin_scenario_loads():

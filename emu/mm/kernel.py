@@ -64,6 +64,8 @@ class Kernel:
         self.vma_mapped = {id(v): v.mapped for v in layout.vmas}
         self.vma_prot = {id(v): v.prot for v in layout.vmas}
         self.vmstat = dict.fromkeys(VMSTAT, 0)
+        # folios unmapped by batched reclaim/migration: all PTEs read-only, or not
+        self.unmap_ro_rw = {"ro": 0, "rw": 0}
         self.shootdown_sources = dict.fromkeys(SOURCES, 0)   # flush requests with IPIs
         self.ipis_by_source = dict.fromkeys(SOURCES, 0)
         self.policy = None
@@ -135,8 +137,9 @@ class Kernel:
             f.lru = ""
 
     # -- frames ---------------------------------------------------------------------------
-    def free_folio(self, pfn: int, cpu: int) -> None:
-        """Return a frame to the allocator; its content stays until it is reused."""
+    def free_folio(self, pfn: int, cpu: int, luf_key: int = 0) -> None:
+        """Return a frame to the allocator; its content stays until it is reused.
+        `luf_key`: the deferred flush the frame still needs (free_unref_folios(), LUF)."""
         f = self.folios[pfn]
         self.lru_del(pfn)
         if f.file >= 0:
@@ -145,11 +148,10 @@ class Kernel:
         f.mapcount = []
         f.numa_scan_ns = -1
         self.R.set(FRAME_GEN, pfn, self.R.frame_gen[pfn] + 1)
-        if self.cfg["init_on_free"]:
+        if self.cfg["init_on_free"] or self.cfg["kasan"]:   # zeroed or poisoned on free
             self.R.set(FRAME_CID, pfn, -1)
-        pending = self.policy.free_pending(f)
-        for moved in self.alloc.give(self.layout.node_of(pfn), cpu, pfn, pending):
-            self.policy.page_on_buddy(moved)
+        pending = self.policy.free_pending(f, luf_key)
+        self.alloc.give(self.layout.node_of(pfn), cpu, pfn, pending, self.policy)
         self.vmstat["pgfree"] += 1
 
     def wake_kswapd(self, node: int) -> None:

@@ -26,7 +26,7 @@ def madvise_pageout(k, task, vma):
 def madvise_dontneed(k, task, vma):
     mm = k.mms[vma.mm]
     yield from k.policy.flush_tlb_batched_pending(task, mm)
-    yield from k.policy.mm_change(task, mm)
+    yield from k.policy.tlb_end_vma(task, vma)
     to_free, lo, hi = zap_page_range(k, vma, vma.start, vma.pages)
     if lo >= 0:
         task.source = "madvise"

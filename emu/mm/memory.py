@@ -22,6 +22,10 @@ def vma_writable(k, vma) -> bool:
 
 
 def handle_mm_fault(k, task, vpage: int, access: int):
+    """The fault, between two calls of the policy's fault hook: LUF flushes at the end of
+    handle_mm_fault() (patches 16, 19, 20); emu also flushes before the fault, because
+    its oracle counts a page as changed from the moment a PTE for it is writable, which
+    in the kernel is before the end of the fault (docs/luf.md)."""
     k.vmstat["pgfault"] += 1
     vma = k.vma_of[vpage]
     mm = k.mms[vma.mm]
@@ -31,6 +35,17 @@ def handle_mm_fault(k, task, vpage: int, access: int):
     if not k.vma_mapped[id(vma)] or k.vma_prot[id(vma)] == "none":
         raise SegFault(f"a thread of '{mm.name}' touched '{vma.name}', which is not mapped "
                        "or PROT_NONE at that time (segmentation fault)", "scenario")
+    write = access == WRITE
+    if write and not vma_writable(k, vma):
+        raise EmuError(f"a thread of '{k.mms[vma.mm].name}' wrote to read-only mapping "
+                       f"'{vma.name}' (segmentation fault)", "scenario")
+    yield from k.policy.fault(task, vma, write, False)
+    yield from _do_fault(k, task, vma, vpage, write)
+    yield from k.policy.fault(task, vma, write, True)
+
+
+def _do_fault(k, task, vma, vpage: int, write: bool):
+    """__handle_mm_fault(): dispatch on the PTE."""
     pte = k.R.pte[vpage]
     if pte >= 0 and not pte & 1:
         folio = k.folios[pte_pfn(pte)]
@@ -39,19 +54,16 @@ def handle_mm_fault(k, task, vpage: int, access: int):
             return
         yield from numa_balancing.do_numa_page(k, task, vpage, pte)
         return
-    if access == WRITE and not vma_writable(k, vma):
-        raise EmuError(f"a thread of '{k.mms[vma.mm].name}' wrote to read-only mapping "
-                       f"'{vma.name}' (segmentation fault)", "scenario")
     if pte >= 0:
-        if access == WRITE and not pte_write(pte):
+        if write and not pte_write(pte):
             yield from do_wp_page(k, task, vma, vpage, pte)
         return                                 # otherwise spurious: the replica caught up
     if vma.kind == "anon":
         yield from do_anonymous_page(k, task, vma, vpage)
-    elif access == WRITE and not vma.shared:
+    elif write and not vma.shared:
         yield from do_cow_fault(k, task, vma, vpage)
     else:
-        yield from filemap.filemap_fault(k, task, vma, vpage, access == WRITE)
+        yield from filemap.filemap_fault(k, task, vma, vpage, write)
 
 
 def make_writable(k, task, vma, vpage: int, pfn: int):

@@ -1,8 +1,9 @@
 """mm/migrate.c: migrate_pages_batch().
 
 Up to `migrate_batch` folios are unmapped together (migration entries, flushes batched),
-one try_to_unmap_flush() covers them all, then each is copied, its PTEs point at the new
-frame, and the old frame is freed. Faults on a migration entry wait for the copy.
+one try_to_unmap_flush() covers them all (a policy may defer the read-only ones: LUF),
+then each is copied, its PTEs point at the new frame, and the old frame is freed.
+Faults on a migration entry wait for the copy.
 """
 
 from emu.engine.process import Delay
@@ -30,12 +31,12 @@ def migrate_pages_batch(k, task, pfns: list[int], target: int, counter: str | No
                 k.vmstat["pgmigrate_fail"] += 1
                 continue
             folio.locked = True
-            mappings = yield from try_to_unmap(k, task, batch, src, migration=True)
-            moving.append((src, dst, mappings))
-        yield from k.policy.try_to_unmap_flush(task, batch)
+            mappings, can_luf = yield from try_to_unmap(k, task, batch, src, migration=True)
+            moving.append((src, dst, mappings, can_luf))
+        luf_key = yield from k.policy.flush_batch(task, batch)
         yield Delay(len(moving) * k.cost["migrate_copy_ns"])
-        for src, dst, mappings in moving:
-            move_folio(k, task, src, dst, mappings)
+        for src, dst, mappings, can_luf in moving:
+            move_folio(k, task, src, dst, mappings, luf_key if can_luf else 0)
             done += 1
         k.vmstat["pgmigrate_success"] += len(moving)
         if counter:
@@ -43,8 +44,9 @@ def migrate_pages_batch(k, task, pfns: list[int], target: int, counter: str | No
     return done, failed
 
 
-def move_folio(k, task, src: int, dst: int, mappings) -> None:
-    """Copy the folio's state to `dst`, remove the migration entries, free `src`."""
+def move_folio(k, task, src: int, dst: int, mappings, luf_key: int = 0) -> None:
+    """Copy the folio's state to `dst`, remove the migration entries, free `src` (with
+    the deferred flush it still needs: migrate_folio_done(), LUF patch 23)."""
     old, new = k.folios[src], k.folios[dst]
     new.cid, new.anon, new.file, new.index = old.cid, old.anon, old.file, old.index
     new.exec, new.referenced = old.exec, old.referenced
@@ -58,5 +60,5 @@ def move_folio(k, task, src: int, dst: int, mappings) -> None:
     for vp, writable in mappings:
         k.map_page(vp, dst, writable)          # replaces the migration entry
     old.locked = False
-    k.free_folio(src, task.cpu)
+    k.free_folio(src, task.cpu, luf_key)
     k.coord.runner.notify(("migration", src), task.t)

@@ -17,7 +17,7 @@ def do_munmap(k, task, vma):
     """Zap the range, flush (freed_tables only when a whole page table goes), free."""
     mm = k.mms[vma.mm]
     yield from k.policy.flush_tlb_batched_pending(task, mm)
-    yield from k.policy.mm_change(task, mm)
+    yield from k.policy.tlb_end_vma(task, vma)
     to_free, lo, hi = zap_page_range(k, vma, vma.start, vma.pages)
     for vp in range(vma.start, vma.start + vma.pages):
         k.set_vcid(vp, -1)

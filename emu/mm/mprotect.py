@@ -9,7 +9,7 @@ from emu.mm.tlb import flush_tlb_mm_range
 def do_mprotect(k, task, vma, prot_bits: int):
     mm = k.mms[vma.mm]
     yield from k.policy.flush_tlb_batched_pending(task, mm)
-    yield from k.policy.mm_change(task, mm)
+    yield from k.policy.tlb_end_vma(task, vma)
     write, access = bool(prot_bits & 2), bool(prot_bits & 1)
     k.vma_prot[id(vma)] = {0: "none", 1: "r", 3: "rw", 5: "rx"}[prot_bits]
     lo = hi = -1

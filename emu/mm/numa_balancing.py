@@ -1,8 +1,9 @@
 """kernel/sched/fair.c task_numa_work() and mm/memory.c do_numa_page(), tiering mode.
 
 Every scan period a process's next `numa_scan_size_pages` are made PROT_NONE
-(change_prot_numa(): an mprotect-like change that costs a flush), skipping pages on the
-top tier (DRAM) as NUMA_BALANCING_MEMORY_TIERING does. The next access is a hint fault;
+(change_prot_numa(): an mprotect-like change that costs a flush, with
+flush_tlb_batched_pending() and tlb_end_vma() per VMA like mprotect), skipping pages on
+the top tier (DRAM) as NUMA_BALANCING_MEMORY_TIERING does. The next access is a hint fault;
 a CXL page touched within the hot threshold of its scan is promoted to DRAM if the
 promotion rate limit allows and DRAM has room above its high watermark; otherwise kswapd
 is woken on DRAM to make room.
@@ -21,9 +22,14 @@ def task_numa_work(k, task, mm):
     base, total = k.layout.mm_base[mm.id], k.layout.mm_pages[mm.id]
     while k.coord.mm_live[mm.id]:
         yield Delay(period)
+        yield from k.policy.flush_tlb_batched_pending(task, mm)    # change_pte_range()
         lo = hi = -1
+        vmas = {}
         for i in range(min(size, total)):
             vp = base + (mm.numa_scan_offset + i) % total
+            vma = k.vma_of[vp]
+            if vma is not None and k.vma_mapped[id(vma)]:
+                vmas[id(vma)] = vma
             pte = k.R.pte[vp]
             if pte < 0 or not pte & 1 or k.layout.node_of(pte_pfn(pte)) == 0:
                 continue
@@ -36,6 +42,8 @@ def task_numa_work(k, task, mm):
             lo = vp if lo < 0 or vp < lo else lo
             hi = max(hi, vp)
         mm.numa_scan_offset = (mm.numa_scan_offset + size) % total
+        for vma in vmas.values():             # change_protection_range(): tlb_end_vma()
+            yield from k.policy.tlb_end_vma(task, vma)
         if lo >= 0:
             task.source = "numa_scan"
             yield from flush_tlb_mm_range(k, task, mm.id, lo, hi - lo + 1, False)

@@ -42,12 +42,17 @@ def compute_watermarks(node_pages: list[int], min_free_kbytes: int, scale: int) 
 
 
 class FreeList:
-    """Free frames of one node, split into buddy and per-CPU lists, clean and pending."""
+    """Free frames of one node: the buddy lists and the per-CPU lists.
+
+    A policy that defers flushes (LUF) keeps freed pages that still need one apart: on
+    a pcp list they sit behind the clean pages (the patches add them at the tail, patch
+    13), in the buddy they go on the zone's pend_list (patches 13 and 21)."""
 
     def __init__(self, node: int, pfns, ncpus: int, batch: int, high: int):
         self.node, self.batch, self.high = node, batch, high
-        self.buddy = deque(pfns)       # clean pages
-        self.buddy_pending = deque()   # pages whose TLB flush a policy deferred
+        self.buddy = deque(pfns)       # free_list: clean pages
+        self.buddy_pending = deque()   # pend_list: pages whose TLB flush is deferred
+        self.pend_zone_ugen = 0        # free_area->pend_zone_ugen (patch 21)
         self.pcp = [deque() for _ in range(ncpus)]
         self.pcp_pending = [deque() for _ in range(ncpus)]
 
@@ -82,36 +87,64 @@ class PageAllocator:
         """zone_watermark_ok(): 0 min, 1 low, 2 high."""
         return self.nodes[node].nr_free() - nr >= self.watermarks[node][mark]
 
-    def take(self, node: int, cpu: int, prefer_clean: bool = True) -> tuple[int, bool]:
-        """rmqueue(): a frame from `cpu`'s pcp list (refilled from buddy); clean first.
-        Returns (pfn, pending) or (-1, False)."""
+    def flush_pend_list_if_done(self, node: int, policy) -> None:
+        """flush_pend_list_if_done() (patch 21): once the zone's flush covers everything on
+        the pend_list, its pages are clean again."""
+        fl = self.nodes[node]
+        if fl.buddy_pending and policy.zone_flushed(node, fl.pend_zone_ugen):
+            fl.buddy.extend(fl.buddy_pending)
+            fl.buddy_pending.clear()
+
+    def non_luf_pages_ok(self, node: int) -> bool:
+        """non_luf_pages_ok() (patch 13): enough clean pages above the min watermark."""
+        fl = self.nodes[node]
+        return fl.nr_free() - len(fl.buddy_pending) > self.watermarks[node][0]
+
+    def take(self, node: int, cpu: int, policy) -> tuple[int, bool, list]:
+        """rmqueue(): a frame from `cpu`'s pcp list, clean ones first (pending ones sit at
+        the tail). Returns (pfn, came pending from the pcp list, []), or, when the list is
+        empty, (-1, False, refill): up to `batch` pages rmqueue_bulk() takes off the buddy,
+        as (pfn, pending) pairs, pending pages first only when clean ones run short
+        (get_page_from_free_area()). The caller flushes the refill's pending pages (the
+        zone batch) before it puts the refill on the pcp list (refill_pcp())."""
         fl = self.nodes[node]
         pcp, pend = fl.pcp[cpu], fl.pcp_pending[cpu]
-        if not pcp and fl.buddy:
-            for _ in range(min(fl.batch, len(fl.buddy))):
-                pcp.append(fl.buddy.popleft())
         if pcp:
-            return pcp.popleft(), False
+            return pcp.popleft(), False, []
         if pend:
-            return pend.popleft(), True
-        if fl.buddy_pending:
-            return fl.buddy_pending.popleft(), True
-        return -1, False
+            return pend.popleft(), True, []
+        self.flush_pend_list_if_done(node, policy)
+        lists = (fl.buddy_pending, fl.buddy) if not self.non_luf_pages_ok(node) else \
+            (fl.buddy, fl.buddy_pending)
+        refill = []
+        for _ in range(fl.batch):
+            src = lists[0] if lists[0] else lists[1]
+            if not src:
+                break
+            refill.append((src.popleft(), src is fl.buddy_pending))
+        return -1, False, refill
 
-    def give(self, node: int, cpu: int, pfn: int, pending: bool) -> list[int]:
-        """free_unref_page(): onto `cpu`'s pcp list; drain a batch to buddy when high.
-        Returns the pending pages that moved to buddy (a policy may fold their state)."""
+    def refill_pcp(self, node: int, cpu: int, pfns) -> None:
+        self.nodes[node].pcp[cpu].extend(pfns)
+
+    def give(self, node: int, cpu: int, pfn: int, pending: bool, policy) -> None:
+        """free_unref_page(): onto `cpu`'s pcp list; when it is over `high`, a batch drains
+        from its tail to the buddy (free_pcppages_bulk()): pending pages first, each
+        folding its flush into the zone's batch."""
         fl = self.nodes[node]
         (fl.pcp_pending if pending else fl.pcp)[cpu].append(pfn)
-        moved = []
-        if len(fl.pcp[cpu]) + len(fl.pcp_pending[cpu]) > fl.high:
-            for _ in range(min(fl.batch, len(fl.pcp[cpu]))):
-                fl.buddy.append(fl.pcp[cpu].popleft())
-            for _ in range(min(fl.batch, len(fl.pcp_pending[cpu]))):
-                p = fl.pcp_pending[cpu].popleft()
-                fl.buddy_pending.append(p)
-                moved.append(p)
-        return moved
+        if len(fl.pcp[cpu]) + len(fl.pcp_pending[cpu]) <= fl.high:
+            return
+        self.flush_pend_list_if_done(node, policy)
+        left = fl.batch
+        while left and fl.pcp_pending[cpu]:
+            p = fl.pcp_pending[cpu].pop()
+            fl.pend_zone_ugen = policy.page_on_buddy(node, p)
+            fl.buddy_pending.append(p)
+            left -= 1
+        while left and fl.pcp[cpu]:
+            fl.buddy.append(fl.pcp[cpu].popleft())
+            left -= 1
 
 
 WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
@@ -123,9 +156,16 @@ class OutOfMemory(RuntimeError):
 
 
 def _take(k, task, node: int):
-    pfn, pending = k.alloc.take(node, task.cpu)
+    pfn, pending, refill = k.alloc.take(node, task.cpu, k.policy)
+    if refill:
+        pulled = [p for p, was_pending in refill if was_pending]
+        if pulled:                     # luf_takeoff_end(zone) at the end of rmqueue_bulk()
+            yield from k.policy.zone_take_off(task, node, pulled)
+        pfn = refill[0][0]
+        k.alloc.refill_pcp(node, task.cpu, [p for p, _ in refill[1:]])
+    elif pending:
+        yield from k.policy.take_off(task, pfn)
     if pfn >= 0:
-        yield from k.policy.take_off(task, pfn, pending)
         k.vmstat["pgalloc"] += 1
     return pfn
 

@@ -10,9 +10,11 @@ from emu.mm.tlb import flush_tlb_mm_range
 
 
 def try_to_unmap(k, task, batch, pfn: int, migration: bool = False):
-    """Unmap every mapping of the frame; returns [(vpage, writable)] for remapping."""
+    """Unmap every mapping of the frame; returns ([(vpage, writable)] for remapping,
+    whether the policy may free it with its flush deferred: can_luf)."""
     folio = k.folios[pfn]
     policy = k.policy
+    batch.folio_file = folio.file
     mappings = []
     for vp in list(folio.mapcount):
         mm = k.mms[k.mm_of[vp]]
@@ -27,5 +29,6 @@ def try_to_unmap(k, task, batch, pfn: int, migration: bool = False):
             policy.set_tlb_ubc_flush_pending(batch, mm, writable)
         else:
             yield from flush_tlb_mm_range(k, task, mm.id, vp, 1, False)
-    policy.folio_unmapped(batch, folio)
-    return mappings
+    if mappings:                      # the slides' "RO:RW ratio collected on unmapping"
+        k.unmap_ro_rw["rw" if any(w for _, w in mappings) else "ro"] += 1
+    return mappings, policy.folio_unmapped(batch, folio)

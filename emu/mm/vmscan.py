@@ -3,8 +3,8 @@
 Reclaim isolates up to SWAP_CLUSTER_MAX folios from the tail of the inactive lists.
 A folio whose PTEs were referenced is activated (or given a second chance once); an
 unreferenced one is demoted to the CXL node when demotion is on, or unmapped with the
-flush batched and freed after one try_to_unmap_flush(). With swap off, anonymous
-folios can only be demoted. kswapd reclaims from the low to the high watermark.
+flush batched and freed PAGEVEC_SIZE at a time, each batch after a try_to_unmap_flush().
+With swap off, anonymous folios can only be demoted. kswapd reclaims from the low to the high watermark.
 """
 
 from itertools import islice
@@ -14,6 +14,7 @@ from emu.mm.page_alloc import WMARK_HIGH
 from emu.policy.base import TlbUbc
 
 SCAN_COST_NS = 100      # assumed per-folio cost of the reclaim scan (rmap walk, checks)
+PAGEVEC_SIZE = 31       # include/linux/pagevec.h: a folio_batch (free_folios) holds 31
 
 
 def can_demote(k, node: int) -> bool:
@@ -113,24 +114,41 @@ def shrink_node(k, task, node: int, kswapd: bool):
 
 
 def reclaim_folio_list(k, task, pfns: list[int]):
-    """The unmap-and-free part of shrink_folio_list(): unmap every folio with its flush
-    batched, one try_to_unmap_flush(), then free those nobody faulted back meanwhile."""
+    """The unmap-and-free part of shrink_folio_list(): unmap each folio with its flush
+    batched; each time a batch of PAGEVEC_SIZE folios to free fills, and once at the end,
+    flush (fold_unmap_luf() first for LUF: patch 24) and free the batch. A folio faulted
+    back in meanwhile is kept (for LUF, its deferred flush is done now)."""
     from emu.mm.rmap import try_to_unmap
 
     batch = TlbUbc()
-    task.source = "reclaim"
-    for pfn in pfns:
-        yield from try_to_unmap(k, task, batch, pfn)
-    yield from k.policy.try_to_unmap_flush(task, batch)
+    free, free_luf = [], []
     freed = 0
     for pfn in pfns:
-        folio = k.folios[pfn]
-        if folio.mapcount or folio.locked:     # faulted back in meanwhile: keep it
-            yield from k.policy.folio_not_freed(task, batch, folio)
-            k.lru_add(pfn)
-            continue
-        k.free_folio(pfn, task.cpu)
-        freed += 1
+        task.source = "reclaim"
+        _, can_luf = yield from try_to_unmap(k, task, batch, pfn)
+        target = free_luf if can_luf else free
+        target.append(pfn)
+        if len(target) == PAGEVEC_SIZE:
+            freed += yield from _flush_and_free(k, task, batch, free, free_luf)
+            free, free_luf = [], []
+    freed += yield from _flush_and_free(k, task, batch, free, free_luf)
+    return freed
+
+
+def _flush_and_free(k, task, batch, free: list[int], free_luf: list[int]):
+    """try_to_unmap_flush(), then free_unref_folios() of both batches."""
+    task.source = "reclaim"
+    luf_key = yield from k.policy.flush_batch(task, batch)
+    freed = 0
+    for pfns, key in ((free, 0), (free_luf, luf_key)):
+        for pfn in pfns:
+            folio = k.folios[pfn]
+            if folio.mapcount or folio.locked:     # faulted back in meanwhile: keep it
+                yield from k.policy.folio_not_freed(task, folio, key)
+                k.lru_add(pfn)
+                continue
+            k.free_folio(pfn, task.cpu, key)
+            freed += 1
     return freed
 
 

@@ -12,7 +12,6 @@ from emu.errors import EmuError
 POLICIES = {
     "vanilla": "emu.policy.vanilla:VanillaPolicy",
     "luf": "emu.policy.luf:LufPolicy",
-    "luf-fixed": "emu.policy.luf:LufFixedPolicy",
     "unsafe": "emu.policy.unsafe:UnsafePolicy",
     "ideal": "emu.policy.ideal:IdealPolicy",
 }

@@ -2,9 +2,10 @@
 
 The memory-management code calls these at the same places the kernel calls its own
 hooks: batched unmap (rmap.c set_tlb_ubc_flush_pending / try_to_unmap_flush), free of
-an unmapped page, page take-off from the allocator, write fault / mkwrite, buffered
-write and truncate of a file, and munmap/mprotect/madvise on an mm
-(flush_tlb_batched_pending). Generator hooks may yield shootdowns.
+an unmapped page, page take-off from the allocator (pcp and buddy), the end of a VMA's
+page-table walk (tlb_end_vma: munmap, mprotect, madvise, the NUMA scan), page faults,
+buffered write and truncate of a file, and flush_tlb_batched_pending. Generator hooks
+may yield shootdowns.
 """
 
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class TlbUbc:
     folio_ro: set = field(default_factory=set)       # this folio's read-only deferrals
     folio_writable: bool = False
     folio_mms: set = field(default_factory=set)      # mms that mapped this folio
+    folio_file: int = -1                             # its file (folio_mapping()), or -1
     luf_cpumask: set = field(default_factory=set)    # LUF: read-only folios' CPUs
     luf_folios: list = field(default_factory=list)
 
@@ -53,12 +55,14 @@ class ShootdownPolicy:
         batch.flush_required = True
         mm.tlb_flush_batched_pending += 1
 
-    def folio_unmapped(self, batch: TlbUbc, folio) -> None:
-        """All PTEs of `folio` are cleared: fold its read-only part into the batch."""
+    def folio_unmapped(self, batch: TlbUbc, folio) -> bool:
+        """All PTEs of `folio` are cleared: fold its read-only part into the batch.
+        Returns whether the folio may be freed with its flush deferred (can_luf)."""
         batch.cpumask |= batch.folio_ro
         batch.folio_ro = set()
         batch.folio_writable = False
         batch.folio_mms = set()
+        return False
 
     def try_to_unmap_flush(self, task, batch: TlbUbc):
         """One full-flush IPI per CPU in the batch (arch_tlbbatch_flush())."""
@@ -67,35 +71,59 @@ class ShootdownPolicy:
         batch.cpumask = set()
         batch.flush_required = batch.writable = False
 
-    def free_pending(self, folio) -> bool:
+    def flush_batch(self, task, batch: TlbUbc):
+        """What reclaim and migration do before freeing: fold_unmap_luf() (LUF), then
+        try_to_unmap_flush(). Returns the key freed deferred folios carry (0: none)."""
+        yield from self.try_to_unmap_flush(task, batch)
+        return 0
+
+    def free_pending(self, folio, luf_key: int) -> bool:
         """Whether a freed folio still needs a flush before reuse (kept apart if so)."""
         return False
 
-    def folio_not_freed(self, task, batch: TlbUbc, folio):
+    def folio_not_freed(self, task, folio, luf_key: int):
         """A reclaim candidate that was unmapped but could not be freed."""
         return
         yield
 
     # -- page_alloc.c ---------------------------------------------------------------------
-    def take_off(self, task, pfn: int, pending: bool):
-        """A free page leaves the allocator: flush whatever it still needs."""
+    def take_off(self, task, pfn: int):
+        """A pending page leaves a pcp list: flush whatever it still needs."""
         return
         yield
 
-    def page_on_buddy(self, pfn: int) -> None:
-        """A pending page moved from a pcp list to the buddy list."""
+    def zone_take_off(self, task, node: int, pfns):
+        """Pending pages leave the buddy (rmqueue_bulk()): the zone's flush."""
+        return
+        yield
 
-    # -- memory.c, filemap.c, mmap/mprotect/madvise ---------------------------------------
+    def page_on_buddy(self, node: int, pfn: int) -> int:
+        """A pending page moved from a pcp list to the buddy's pend_list; returns the
+        generation it carries there (the zone's, patch 21)."""
+        return 0
+
+    def zone_flushed(self, node: int, zone_ugen: int) -> bool:
+        """Whether the zone's flushes cover generation `zone_ugen` (the pend_list is
+        clean again)."""
+        return True
+
+    # -- memory.c, filemap.c, mmap/mprotect/madvise, the NUMA scan -------------------------
     def flush_tlb_batched_pending(self, task, mm):
-        """mm/rmap.c flush_tlb_batched_pending(), called by munmap/mprotect/madvise."""
+        """mm/rmap.c flush_tlb_batched_pending(), called by zap_pte_range() (munmap,
+        madvise), change_pte_range() (mprotect, the NUMA scan)."""
         if mm.tlb_flush_batched_pending != mm.tlb_flush_batched_flushed:
             task.source = "batched_pending"
             yield from flush_tlb_mm(self.k, task, mm.id)
             mm.tlb_flush_batched_flushed = mm.tlb_flush_batched_pending
             self.count("flush_tlb_batched_pending")
 
-    def mm_change(self, task, mm):
-        """munmap/mprotect/madvise on `mm` (after flush_tlb_batched_pending)."""
+    def tlb_end_vma(self, task, vma):
+        """The end of a VMA's page-table walk (munmap, mprotect, madvise, NUMA scan)."""
+        return
+        yield
+
+    def fault(self, task, vma, write: bool, end: bool):
+        """A page fault in `vma` (handle_mm_fault()): before it, and at its end."""
         return
         yield
 

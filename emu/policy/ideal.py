@@ -39,11 +39,12 @@ class IdealPolicy(ShootdownPolicy):
         batch.folio_writable |= writable
         batch.folio_mms.add(mm.id)
 
-    def folio_unmapped(self, batch: TlbUbc, folio) -> None:
+    def folio_unmapped(self, batch: TlbUbc, folio) -> bool:
         if batch.folio_ro:
             batch.luf_folios.append((folio.pfn, sorted(batch.folio_mms), batch.folio_writable,
                                      sorted(batch.folio_ro)))
         batch.folio_ro, batch.folio_mms, batch.folio_writable = set(), set(), False
+        return False
 
     def try_to_unmap_flush(self, task, batch: TlbUbc):
         folios, batch.luf_folios, batch.cpumask = batch.luf_folios, [], set()
@@ -79,8 +80,11 @@ class IdealPolicy(ShootdownPolicy):
                 del self.queries[key]
                 self.k.coord.runner.notify(key, t)
 
-    def free_pending(self, folio) -> bool:
+    def free_pending(self, folio, luf_key: int) -> bool:
         return folio.pfn in self.pending
+
+    def zone_flushed(self, node: int, zone_ugen: int) -> bool:
+        return False                      # pending pages are flushed one by one when taken
 
     # -- the last moments -----------------------------------------------------------------
     def _flush_frames(self, task, pfns):
@@ -103,18 +107,35 @@ class IdealPolicy(ShootdownPolicy):
         self.pending.pop(pfn, None)
         self.holders.pop(pfn, None)
 
-    def take_off(self, task, pfn: int, pending: bool):
-        if pfn in self.pending:
-            yield from self._flush_frames(task, [pfn])
-            self._done(pfn)
+    def take_off(self, task, pfn: int):
+        yield from self.zone_take_off(task, 0, [pfn])
+
+    def zone_take_off(self, task, node: int, pfns):
+        mine = [pfn for pfn in pfns if pfn in self.pending]
+        if mine:
+            yield from self._flush_frames(task, mine)
+            for pfn in mine:
+                self._done(pfn)
 
     def _flush_where(self, task, match):
         pfns = sorted(pfn for pfn, info in self.pending.items() if match(info))
         if pfns:
             yield from self._flush_frames(task, pfns)
 
-    def mm_change(self, task, mm):
-        yield from self._flush_where(task, lambda info: mm.id in info[2])
+    def flush_tlb_batched_pending(self, task, mm):
+        """The kernel's flush of the mm also clears the frames only this mm mapped, on
+        every CPU of its mask (credited as LUF v12 credits it, arch_mm_mark_ugen())."""
+        if mm.tlb_flush_batched_pending == mm.tlb_flush_batched_flushed:
+            return
+        cpus = set(self.k.cpumask(mm.id))
+        yield from super().flush_tlb_batched_pending(task, mm)
+        for pfn, info in self.pending.items():
+            if info[2] == [mm.id]:
+                for c in cpus:
+                    self.holders[pfn].pop(c, None)
+
+    def tlb_end_vma(self, task, vma):
+        yield from self._flush_where(task, lambda info: vma.mm in info[2])
 
     def write_fault(self, task, mm, folio):
         yield from self._flush_where(task, lambda info: mm.id in info[2]
@@ -123,7 +144,7 @@ class IdealPolicy(ShootdownPolicy):
     def file_write(self, task, file):
         yield from self._flush_where(task, lambda info: info[3] == file.id)
 
-    def folio_not_freed(self, task, batch, folio):
+    def folio_not_freed(self, task, folio, luf_key: int):
         if folio.pfn in self.pending:
             yield from self._flush_frames(task, [folio.pfn])
             self._done(folio.pfn)

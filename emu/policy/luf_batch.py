@@ -1,11 +1,15 @@
 """LUF's bookkeeping, free of MPI and of the rest of the kernel (unit-testable).
 
 ugen is the global unmap generation (an unsigned long in the patches, compared with
-wrap-around like jiffies); luf_batch is the keyed table of {cpumask, ugen}; a key that
-is reused folds the new batch into the old one (OR the masks, keep the newer ugen).
+wrap-around like jiffies; `luf_ugen`, patches 7 and 21); luf_batch is the keyed table of
+{cpumask, ugen} (`NR_LUF_BATCH`, keys from their own counter `luf_kgen`, patch 16); a key
+that is reused folds the new batch into the old one (`__fold_luf_batch`, patches 16-17);
+ugen_done is each CPU's progress (`arch_tlbbatch_*` in arch/x86/mm/tlb.c, patch 17).
 """
 
-NR_LUF_BATCH = 1 << 15          # (1 << (sizeof(short) * 8 - 1)) in the patches
+NR_LUF_BATCH = 1 << 16          # (1 << (sizeof(short) * 8)) in v12 (patch 20's context)
+LUF_UGEN_INIT = 2               # "luf_ugen will start with 2 so that 1 can be ... passed"
+SHORT_BITS = 16                 # keys and a page's zone_ugen are unsigned shorts
 
 
 def ugen_before(a: int, b: int, bits: int = 64) -> bool:
@@ -14,8 +18,21 @@ def ugen_before(a: int, b: int, bits: int = 64) -> bool:
     return 0 < ((b - a) & ((1 << bits) - 1)) < half
 
 
+def next_ugen(ugen: int, bits: int = 64) -> int:
+    """ugen + 1, skipping values whose low 16 bits are zero ('invalid', patch 21)."""
+    mask = (1 << bits) - 1
+    ugen = (ugen + 1) & mask
+    return ugen if ugen & ((1 << SHORT_BITS) - 1) else (ugen + 1) & mask
+
+
+def prev_ugen(ugen: int, bits: int = 64) -> int:
+    mask = (1 << bits) - 1
+    ugen = (ugen - 1) & mask
+    return ugen if ugen & ((1 << SHORT_BITS) - 1) else (ugen - 1) & mask
+
+
 class LufBatch:
-    """{cpumask, ugen}: the CPUs that may still hold stale entries, as of ugen."""
+    """{cpumask, ugen}: the CPUs that may still hold stale entries, as of ugen (0: none)."""
 
     __slots__ = ("cpumask", "ugen")
 
@@ -23,46 +40,62 @@ class LufBatch:
         self.cpumask = set(cpumask)
         self.ugen = ugen
 
-    def fold(self, other: "LufBatch", bits: int = 64) -> None:
-        """OR the masks, keep the newer ugen."""
-        self.cpumask |= other.cpumask
-        if ugen_before(self.ugen, other.ugen, bits):
-            self.ugen = other.ugen
-
     def empty(self) -> bool:
         return not self.cpumask
 
 
 class LufTable:
-    """The global luf_batch table and the per-CPU ugen_done."""
+    """The global luf_batch table, the ugen and key counters, and per-CPU ugen_done."""
 
     def __init__(self, ncpus: int, bits: int = 64, nr_keys: int = NR_LUF_BATCH):
         self.bits, self.nr_keys = bits, nr_keys
-        self.ugen = 0
+        self.ugen = LUF_UGEN_INIT
+        self.kgen = 1                            # luf_kgen = ATOMIC_INIT(1)
         self.batches: dict[int, LufBatch] = {}
-        self.ugen_done = [0] * ncpus
+        self.ugen_done = [LUF_UGEN_INIT - 1] * ncpus
 
     def new_ugen(self) -> int:
-        self.ugen = (self.ugen + 1) & ((1 << self.bits) - 1)
+        """new_luf_ugen(): also what tlb_flush_start() takes before every flush LUF sees."""
+        self.ugen = next_ugen(self.ugen, self.bits)
         return self.ugen
 
-    def add(self, cpumask) -> tuple[int, int]:
-        """Record a deferred batch; returns (key, ugen). A used key is folded into."""
-        ugen = self.new_ugen()
-        key = ugen % self.nr_keys
-        batch = LufBatch(cpumask, ugen)
-        if key in self.batches:
-            self.batches[key].fold(batch, self.bits)
-        else:
-            self.batches[key] = batch
-        return key, ugen
+    def new_key(self) -> int:
+        """new_luf_key(): the next slot of the table, never 0."""
+        self.kgen += 1
+        key = self.kgen % self.nr_keys
+        if not key:
+            self.kgen += 1
+            key = self.kgen % self.nr_keys
+        return key
+
+    def diet(self, cpumask, ugen: int) -> set:
+        """arch_tlbbatch_diet(): the CPUs whose ugen_done is still older than ugen."""
+        if not ugen:
+            return set(cpumask)
+        return {c for c in cpumask if ugen_before(self.ugen_done[c], ugen, self.bits)}
 
     def pending_cpus(self, batch: LufBatch) -> list[int]:
-        """The partial shootdown: CPUs whose ugen_done is older than the batch."""
-        return sorted(c for c in batch.cpumask if ugen_before(self.ugen_done[c], batch.ugen,
-                                                                self.bits))
+        """The partial shootdown's targets (empty: arch_tlbbatch_check_done() holds)."""
+        return sorted(self.diet(batch.cpumask, batch.ugen))
+
+    def fold(self, dst: LufBatch, cpumask, ugen: int) -> None:
+        """__fold_luf_batch(): a newer ugen replaces the old one, after dropping from the
+        mask the CPUs already done as of the old one; the masks are OR-ed."""
+        if not dst.ugen or ugen_before(dst.ugen, ugen, self.bits):
+            if dst.ugen:
+                dst.cpumask = self.diet(dst.cpumask, dst.ugen)
+            dst.ugen = ugen
+        dst.cpumask |= set(cpumask)
+
+    def add(self, cpumask) -> tuple[int, int]:
+        """fold_unmap_luf(): record a deferred batch under a new key; returns (key, ugen)."""
+        ugen = self.new_ugen()
+        key = self.new_key()
+        self.fold(self.batches.setdefault(key, LufBatch()), cpumask, ugen)
+        return key, ugen
 
     def mark_done(self, cpus, ugen: int) -> None:
+        """arch_tlbbatch_mark_ugen()/arch_mm_mark_ugen() after a flush started at ugen."""
         for c in cpus:
             if ugen_before(self.ugen_done[c], ugen, self.bits):
                 self.ugen_done[c] = ugen

@@ -135,6 +135,11 @@ def report(doc: dict) -> str:
         [[k] + [f"{r['vmstat'].get(k, 0):,}" for r in runs] for k in keys]
     out.append(_table(rows))
     for run in runs:
+        ro_rw = run.get("unmap_ro_rw")
+        if ro_rw:
+            out.append(f"{run['policy']} folios unmapped by batched reclaim/migration "
+                       f"(the slides' RO:RW on unmapping): all PTEs read-only {ro_rw['ro']:,}, "
+                       f"some writable {ro_rw['rw']:,}")
         if run["policy_stats"]:
             stats = ", ".join(f"{k} {v:,}" for k, v in sorted(run["policy_stats"].items()))
             out.append(f"{run['policy']} policy counters: {stats}")

@@ -46,6 +46,8 @@ DEFAULTS = {
         "readahead_pages": 32,           # VM_READAHEAD_PAGES (128 KiB)
         "swap": False,
         "init_on_free": False,
+        "kasan": False,                  # CONFIG_KASAN poisoning freed pages (LUF off)
+        "luf_test_disable": "",          # TEST ONLY: LUF flush points to skip (unsafe)
         "min_free_kbytes": 0,            # 0: computed as init_per_zone_wmark_min() does
         "watermark_scale_factor": 10,
         "swap_cluster_max": 32,          # SWAP_CLUSTER_MAX: reclaim batch

@@ -24,7 +24,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any scenario key, e.g. machine.dram_pages=8192")
     p.add_argument("--json", metavar="PATH", help="write results as JSON (atomically)")
-    p.add_argument("--quiet", action="store_true", help="do not print the report")
+    p.add_argument("--quiet", action="store_true",
+                   help="print neither the report nor progress on stderr")
     p.add_argument("--debug-fail-rank", type=int, default=-1, help=argparse.SUPPRESS)
 
 
@@ -107,7 +108,8 @@ def cmd_simulate(args, argv: list[str]) -> None:
 
         runs = []
         for policy in policies:
-            run = run_policy(MPI, comm, sc, policy, ncpus, placement, args.debug_fail_rank)
+            run = run_policy(MPI, comm, sc, policy, ncpus, placement, args.debug_fail_rank,
+                             progress=not args.quiet)
             runs.append(run)
         if rank == 0:
             doc = results_document(runs, argv)

@@ -30,7 +30,8 @@ PUB_LOADED_MM = 0    # mm id loaded on the CPU (-1: init_mm)
 PUB_LAZY = 1         # cpu_tlbstate_shared.is_lazy
 PUB_CPUMASK = 2      # bit m set: this CPU is in mm_cpumask(mm m)
 PUB_LIVE = 3         # non-daemon threads not yet exited on this CPU
-PUB_SLOTS = 4
+PUB_PROGRESS = 4     # work units its threads finished (progress display only)
+PUB_SLOTS = 5
 
 FULL = -1            # npages value meaning TLB_FLUSH_ALL
 NO_MM = -1           # flush info mm for a batched (all-mm) flush

@@ -98,6 +98,7 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
                                "samples": len(latencies)},
         },
         "watermarks": coord["watermarks"],
+        "timeline": coord["timeline"],
         "cost_model": dict(sc["cost"]),
         "wall_s": round(wall, 3),
         "measured": {

@@ -146,6 +146,7 @@ class Cpu(Component):
         slots[P.PUB_LAZY] = int(self.is_lazy)
         slots[P.PUB_CPUMASK] = self.cpumask_bits
         slots[P.PUB_LIVE] = self.live
+        slots[P.PUB_PROGRESS] = sum(th.units_done for th in self.threads.values())
 
     def _anyone_live(self) -> bool:
         """Whether any CPU had a non-daemon thread left, as published last window."""

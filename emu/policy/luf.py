@@ -76,6 +76,9 @@ class LufPolicy(ShootdownPolicy):
     def free_pending(self, folio) -> bool:
         return folio.pfn in self.page_key
 
+    def luf_pending_pages(self) -> int:
+        return len(self.page_key)
+
     def page_on_buddy(self, pfn: int) -> None:
         key = self.page_key.get(pfn)
         if key is not None and key != ZONE_KEY:

@@ -6,7 +6,9 @@ import io
 
 from emu.report.seed import seed_comparison
 
-FORMATS = ("report", "interrupts", "perf", "vmstat", "csv")
+FORMATS = ("report", "interrupts", "perf", "vmstat", "csv", "latency")
+NEEDS = {"latency": ("shootdown_latency_ns",)}    # run fields older results files lack
+LATENCY = ("count", "p50", "p99", "max")
 
 
 def _pct(new: float, old: float) -> str:
@@ -52,6 +54,28 @@ def to_csv(doc: dict) -> str:
                         pc["itlb_load_misses"][c], pc["nr_tlb_local_flush_all"][c],
                         pc["nr_tlb_local_flush_one"][c]])
     return out.getvalue()
+
+
+def latency(doc: dict) -> str:
+    """Shootdown latency per flush source (simulated ns), the runs side by side."""
+    runs = doc["runs"]
+    sources = sorted({s for r in runs for s in r["shootdown_latency_ns"] if s != "all"})
+    rows = [["source"] + [f"{r['policy']} {c}" if i == 0 else c for r in runs
+                          for i, c in enumerate(LATENCY + ("mean",))]]
+    for source in sources + ["all"]:
+        row = [source]
+        for r in runs:
+            v = r["shootdown_latency_ns"].get(source)
+            if not v or not v["count"]:
+                row += ["-"] * (len(LATENCY) + 1)
+                continue
+            row += [f"{v[c]:,}" for c in LATENCY] + [f"{v['total'] / v['count']:,.0f}"]
+        rows.append(row)
+    out = ["== Shootdown latency by flush source (simulated ns) ==", _table(rows)]
+    if all("wait_share" in r for r in runs):
+        out.append("time waiting on shootdowns (share of all threads' runtime): " +
+                   ", ".join(f"{r['policy']} {100 * r['wait_share']:.2f}%" for r in runs) + "\n")
+    return "\n".join(out)
 
 
 def _row_summary(row: list[int]) -> str:
@@ -159,5 +183,7 @@ def render(doc: dict, fmt: str) -> str:
         return report(doc)
     if fmt == "csv":
         return to_csv(doc)
+    if fmt == "latency":
+        return latency(doc)
     fn = {"interrupts": interrupts, "perf": perf, "vmstat": vmstat}[fmt]
     return "".join(f"# {r['policy']} ({r['scenario']})\n{fn(r)}" for r in doc["runs"])

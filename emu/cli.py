@@ -1,15 +1,15 @@
 """Command line: `mpirun -n N python -m emu [SUBCOMMAND] [OPTIONS]`.
 
-Without a subcommand it compares vanilla and luf on the default scenario. `scenarios`
-and `show` need no MPI. Bad input is one line on stderr and exit status 2; an exception
+Without a subcommand it compares vanilla and luf on the default scenario. `scenarios`,
+`show` and `plot` need no MPI. Bad input is one line on stderr and exit status 2; an exception
 on any rank during a run aborts the whole job (MPI_Abort), so no rank is left hanging.
 """
 
 import argparse
-import json
 import sys
 
 from emu.errors import EmuError
+from emu.report.render import FORMATS
 
 DEFAULT_SCENARIO = "llama-tiering"
 DEFAULT_POLICIES = "vanilla,luf"
@@ -24,7 +24,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any scenario key, e.g. machine.dram_pages=8192")
     p.add_argument("--json", metavar="PATH", help="write results as JSON (atomically)")
-    p.add_argument("--quiet", action="store_true", help="do not print the report")
+    p.add_argument("--quiet", action="store_true",
+                   help="print neither the report nor progress on stderr")
     p.add_argument("--debug-fail-rank", type=int, default=-1, help=argparse.SUPPRESS)
 
 
@@ -48,7 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="render a results file (no mpirun needed)")
     show.add_argument("results", help="a JSON file written by --json")
     show.add_argument("--format", default="report",
-                      choices=("report", "interrupts", "perf", "vmstat", "csv"))
+                      choices=FORMATS)
+    plot = sub.add_parser("plot", help="draw PNG plots of a results file (needs matplotlib: "
+                                       "pip install -e '.[plot]'; no mpirun needed)")
+    plot.add_argument("results", help="a JSON file written by --json")
+    plot.add_argument("--out", required=True, metavar="DIR", help="directory for the PNGs")
+    plot.add_argument("--plots", default="all",
+                      help="comma-separated from tlb, cdf, timeline, seed (default: every one "
+                           "the file allows; seed needs llama-tiering with vanilla and luf)")
     return parser
 
 
@@ -73,18 +81,37 @@ def cmd_scenarios() -> None:
 
 
 def cmd_show(args) -> None:
-    from emu.report.render import render
+    from emu.report.readback import load_results, require
+    from emu.report.render import NEEDS, render
 
+    doc = load_results(args.results)
+    require(doc, NEEDS.get(args.format, ()), f"--format {args.format}", args.results)
     try:
-        with open(args.results) as f:
-            doc = json.load(f)
-    except OSError as exc:
-        raise EmuError(f"cannot read results: {exc.strerror}", args.results) from None
-    except json.JSONDecodeError as exc:
-        raise EmuError(f"not JSON: {exc.msg} at line {exc.lineno}", args.results) from None
-    if not isinstance(doc, dict) or "runs" not in doc:
-        raise EmuError("not an emu results file (no 'runs')", args.results)
-    sys.stdout.write(render(doc, args.format))
+        text = render(doc, args.format)
+    except KeyError as exc:
+        raise EmuError(f"field {exc} is missing (written by another emu version?)",
+                       args.results) from None
+    sys.stdout.write(text)
+
+
+def cmd_plot(args) -> None:
+    from emu.report.plot import PLOTS, plot_all, seed_problem
+    from emu.report.readback import load_results, require
+
+    doc = load_results(args.results)
+    names = list(PLOTS) if args.plots == "all" else \
+        [n.strip() for n in args.plots.split(",") if n.strip()]
+    for name in names:
+        if name not in PLOTS:
+            raise EmuError(f"unknown plot '{name}' (one of {', '.join(PLOTS)})", "--plots")
+        require(doc, PLOTS[name], f"plot '{name}' (choose others with --plots)", args.results)
+    if "seed" in names and seed_problem(doc):
+        if args.plots != "all":
+            raise EmuError(f"plot 'seed' {seed_problem(doc)}", args.results)
+        sys.stderr.write(f"emu: skipped plot 'seed': it {seed_problem(doc)}\n")
+        names.remove("seed")
+    for path, _ in plot_all(doc, args.out, names).values():
+        print(f"wrote {path}")
 
 
 def cmd_simulate(args, argv: list[str]) -> None:
@@ -107,7 +134,8 @@ def cmd_simulate(args, argv: list[str]) -> None:
 
         runs = []
         for policy in policies:
-            run = run_policy(MPI, comm, sc, policy, ncpus, placement, args.debug_fail_rank)
+            run = run_policy(MPI, comm, sc, policy, ncpus, placement, args.debug_fail_rank,
+                             progress=not args.quiet)
             runs.append(run)
         if rank == 0:
             doc = results_document(runs, argv)
@@ -160,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
             cmd_scenarios()
         elif args.command == "show":
             cmd_show(args)
+        elif args.command == "plot":
+            cmd_plot(args)
         else:
             cmd_simulate(args, argv)
     except EmuError as exc:

@@ -30,11 +30,12 @@ PUB_LOADED_MM = 0    # mm id loaded on the CPU now (-1: init_mm)
 PUB_LAZY = 1         # cpu_tlbstate_shared.is_lazy now
 PUB_CPUMASK = 2      # bit m set: in mm_cpumask(mm m) now
 PUB_LIVE = 3         # non-daemon threads not yet exited on this CPU
-PUB_PREV_STATE = 4   # packed (mm, lazy) at the previous publication (see pack_tlbstate)
-PUB_PREV_MASK = 5    # mm_cpumask bits at the previous publication
-PUB_NCHANGES = 6     # changes since then (only the first PUB_MAX_CHANGES are listed)
-PUB_T_LAST = 7       # time of the last change
-PUB_CHANGES = 8      # PUB_MAX_CHANGES triples (time, packed state, mm_cpumask bits)
+PUB_PROGRESS = 4     # work units its threads finished (progress display only)
+PUB_PREV_STATE = 5   # packed (mm, lazy) at the previous publication (see pack_tlbstate)
+PUB_PREV_MASK = 6    # mm_cpumask bits at the previous publication
+PUB_NCHANGES = 7     # changes since then (only the first PUB_MAX_CHANGES are listed)
+PUB_T_LAST = 8       # time of the last change
+PUB_CHANGES = 9      # PUB_MAX_CHANGES triples (time, packed state, mm_cpumask bits)
 PUB_MAX_CHANGES = 8
 PUB_SLOTS = PUB_CHANGES + 3 * PUB_MAX_CHANGES
 

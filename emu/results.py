@@ -95,6 +95,7 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
             "mpi_bytes": sum(e["mpi_bytes"] for e in eng),
         },
         "watermarks": coord["watermarks"],
+        "timeline": coord["timeline"],
         "cost_model": dict(sc["cost"]),
         "wall_s": round(wall, 3),
         "measured": {

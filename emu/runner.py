@@ -14,8 +14,10 @@ from emu.engine.collect import gather_to_root
 from emu.engine.engine import Engine
 from emu.mm.layout import build_layout
 from emu.mm.replica import Replica
+from emu.progress import Progress
 from emu.results import assemble_run
-from emu.workload.program import Thread
+from emu.timeline import Timeline
+from emu.workload.program import Thread, work_unit_name, work_units
 
 
 class InjectedFailure(RuntimeError):
@@ -41,8 +43,9 @@ def place_threads(sc: dict, layout, ncpus: int) -> list[tuple]:
 
 
 def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int],
-               debug_fail_rank: int = -1) -> dict | None:
-    """Run `policy` on the scenario across all ranks; rank 0 returns the run's results."""
+               debug_fail_rank: int = -1, progress: bool = False) -> dict | None:
+    """Run `policy` on the scenario across all ranks; rank 0 returns the run's results
+    (and shows progress on stderr if `progress`)."""
     t0 = time.perf_counter()
     rank = comm.Get_rank()
     layout = build_layout(sc)
@@ -67,21 +70,33 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
         cpus.append(Cpu(c, coord_cid, ncpus, sc, replica, threads,
                         track_frames=policy == "ideal"))
         engine.add(cpus[-1])
-    coord = None
+    coord = timeline = shown = None
+    hooks = []
     if placement[coord_cid] == rank:
         by_mm = [[(tid, cpu, spec["daemon"]) for tid, m, _, _, spec, cpu in placed if m == mm]
                  for mm in range(len(layout.mm_names))]
         coord = Coordinator(coord_cid, ncpus, sc, layout, policy, by_mm)
         engine.blob_source = coord.k.R.take_log
         engine.add(coord)
+        timeline = Timeline(coord.k, engine.quantum)
+        hooks.append(timeline.sample)
+    if progress and rank == 0:
+        mine = [spec for *_, spec, _ in placed if work_units(spec)]
+        units = {work_unit_name(spec) for spec in mine}
+        shown = Progress(policy, engine, ncpus, sum(work_units(spec) for spec in mine),
+                         units.pop() if len(units) == 1 else "work unit")
+        hooks.append(shown)
     if debug_fail_rank == rank:
-        engine.on_window = _fail_after(3, rank)
+        hooks.append(_fail_after(3, rank))
+    engine.on_window = _chain(hooks)
     end = engine.run(sc["scenario"]["duration_ns"])
+    if shown:
+        shown.finish()
     wall = time.perf_counter() - t0
     local = {
         "rank": rank,
         "cpus": {c.cid: _cpu_result(c) for c in cpus},
-        "coordinator": _coord_result(coord) if coord else None,
+        "coordinator": _coord_result(coord, timeline, end) if coord else None,
         "engine": dict(engine.stats),
         "latencies_us": [x * 1e6 for x in engine.latencies_s],
         "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -95,10 +110,21 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     return assemble_run(sc, policy, ncpus, comm.Get_size(), parts, layout)
 
 
+def _chain(hooks: list):
+    """One on_window hook calling `hooks` in order (None if there are none)."""
+    if len(hooks) <= 1:
+        return hooks[0] if hooks else None
+
+    def chained(start: int) -> None:
+        for hook in hooks:
+            hook(start)
+    return chained
+
+
 def _fail_after(windows: int, rank: int):
     state = {"n": 0}
 
-    def hook():
+    def hook(_start):
         state["n"] += 1
         if state["n"] >= windows:
             raise InjectedFailure(f"injected failure on rank {rank} (--debug-fail-rank)")
@@ -117,10 +143,10 @@ def _cpu_result(c) -> dict:
             "threads": threads}
 
 
-def _coord_result(coord) -> dict:
+def _coord_result(coord, timeline: Timeline, end: int) -> dict:
     k = coord.k
     return {"vmstat": k.vmstat, "initiator": coord.initiator_stats,
             "latency_ns": coord.latency.by_source, "user_wait_ns": coord.latency.user_wait_ns,
             "flushes_by_source": k.shootdown_sources, "ipis_by_source": k.ipis_by_source,
             "policy": k.policy.stats, "unmap_ro_rw": k.unmap_ro_rw, "mm_exit_ns": coord.mm_exit_ns,
-            "watermarks": k.alloc.watermarks}
+            "watermarks": k.alloc.watermarks, "timeline": timeline.result(end)}

@@ -165,6 +165,7 @@ class Cpu(Component):
         slots[P.PUB_LAZY] = int(self.is_lazy)
         slots[P.PUB_CPUMASK] = self.cpumask_bits
         slots[P.PUB_LIVE] = self.live
+        slots[P.PUB_PROGRESS] = sum(th.units_done for th in self.threads.values())
         slots[P.PUB_PREV_STATE], slots[P.PUB_PREV_MASK] = self.prev_state
         ch = self.changes
         slots[P.PUB_NCHANGES] = len(ch)

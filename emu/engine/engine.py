@@ -52,7 +52,7 @@ class Engine:
         self._received = 0
         self.blob_source = None                  # root rank: callable -> bytes
         self.blob_sinks: list = []               # every rank: callables(bytes)
-        self.on_window = None                    # optional hook run before each window
+        self.on_window = None                    # optional hook(window start) run before each window
         self.dormant = False
         # measured, wall-clock side
         self.stats = {"mpi_messages": 0, "mpi_bytes": 0, "windows": 0, "events": 0}
@@ -160,7 +160,7 @@ class Engine:
             end = start + self.quantum
             self.epoch += 1
             if self.on_window is not None:
-                self.on_window()
+                self.on_window(start)
             for c in self.components:
                 c.run_window(start, end)
             gmin = self._synchronise()

@@ -137,5 +137,9 @@ class ShootdownPolicy:
         return
         yield
 
+    def luf_pending_pages(self) -> int:
+        """Freed pages still carrying a LUF key (their flush may be pending); for plots."""
+        return 0
+
     def count(self, key: str, n: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + n

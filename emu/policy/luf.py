@@ -144,6 +144,10 @@ class LufPolicy(ShootdownPolicy):
     def zone_flushed(self, node: int, zone_ugen: int) -> bool:
         return not ugen_before(self.zones[node].zone_ugen_done, zone_ugen, self.table.bits)
 
+    def luf_pending_pages(self) -> int:
+        """Free pages still carrying a LUF key or zone generation (for the timeline)."""
+        return len(self.pcp_key) + len(self.zone_ugen_of)
+
     def take_off(self, task, pfn: int):
         """A pending page off a pcp list: luf_takeoff_check_and_fold(NULL, page), then
         luf_takeoff_end(): the key's CPUs not done yet, if any."""

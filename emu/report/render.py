@@ -6,7 +6,9 @@ import io
 
 from emu.report.seed import seed_comparison
 
-FORMATS = ("report", "interrupts", "perf", "vmstat", "csv")
+FORMATS = ("report", "interrupts", "perf", "vmstat", "csv", "latency")
+NEEDS = {"latency": ("shootdown_latency_ns",)}    # run fields older results files lack
+LATENCY = ("count", "p50", "p99", "max")
 
 
 def _pct(new: float, old: float) -> str:
@@ -54,20 +56,26 @@ def to_csv(doc: dict) -> str:
     return out.getvalue()
 
 
-def latency_table(runs: list[dict]) -> str:
-    """Shootdown latency in simulated time by source, policies side by side (µs):
-    the initiator's wait from its request to the last ack."""
-    sources = sorted({s for r in runs for s in r["shootdown_latency_ns"]} - {"all"}) + ["all"]
-    rows = [["source"] + [f"{r['policy']} n / p50 / p99 / max" for r in runs]]
-    for src in sources:
-        cells = []
+def latency(doc: dict) -> str:
+    """Shootdown latency per flush source (simulated ns), the runs side by side."""
+    runs = doc["runs"]
+    sources = sorted({s for r in runs for s in r["shootdown_latency_ns"] if s != "all"})
+    rows = [["source"] + [f"{r['policy']} {c}" if i == 0 else c for r in runs
+                          for i, c in enumerate(LATENCY + ("mean",))]]
+    for source in sources + ["all"]:
+        row = [source]
         for r in runs:
-            v = r["shootdown_latency_ns"].get(src)
-            cells.append(f"{v['count']:,} / {v['p50'] / 1e3:.2f} / {v['p99'] / 1e3:.2f} / "
-                         f"{v['max'] / 1e3:.2f}" if v and v["count"] else "-")
-        rows.append([src] + cells)
-    share = ", ".join(f"{r['policy']} {100 * r['wait_share']:.3f}%" for r in runs)
-    return _table(rows) + f"threads' runtime spent waiting on shootdowns: {share}\n"
+            v = r["shootdown_latency_ns"].get(source)
+            if not v or not v["count"]:
+                row += ["-"] * (len(LATENCY) + 1)
+                continue
+            row += [f"{v[c]:,}" for c in LATENCY] + [f"{v['total'] / v['count']:,.0f}"]
+        rows.append(row)
+    out = ["== Shootdown latency by flush source (simulated ns) ==", _table(rows)]
+    if all("wait_share" in r for r in runs):
+        out.append("time waiting on shootdowns (share of all threads' runtime): " +
+                   ", ".join(f"{r['policy']} {100 * r['wait_share']:.2f}%" for r in runs) + "\n")
+    return "\n".join(out)
 
 
 def _row_summary(row: list[int]) -> str:
@@ -116,8 +124,8 @@ def report(doc: dict) -> str:
         text = ", ".join(f"{s} {v['flushes']:,}/{v['ipis']:,}" for s, v in sorted(src.items()))
         out.append(f"-- {run['policy']}: {text or 'none'}")
     out.append("")
-    out.append("== Shootdown latency (simulated µs, request to last ack) ==")
-    out.append(latency_table(runs))
+    if all("shootdown_latency_ns" in r for r in runs):     # absent from older files
+        out.append(latency({"runs": runs}))
     out.append("== Processes (runtime, simulated) ==")
     for i, proc in enumerate(base["processes"]):
         cells = []
@@ -167,7 +175,7 @@ def report(doc: dict) -> str:
     out.append("== Measured (wall clock; depends on the machine and placement) ==")
     for run in runs:
         m, c = run["measured"], run["comm"]
-        lat = m["mpi_ipi_wall_latency_us"]
+        lat = m.get("mpi_ipi_wall_latency_us") or c["ipi_latency_us"]   # older files: comm
         out.append(f"-- {run['policy']}: {run['ranks']} ranks, wall {run['wall_s']} s, "
                    f"{m['windows']:,} windows ({m['windows_per_s']:,}/s), "
                    f"{m['events_per_s']:,.0f} events/s, MPI {c['mpi_messages']:,} messages "
@@ -183,5 +191,7 @@ def render(doc: dict, fmt: str) -> str:
         return report(doc)
     if fmt == "csv":
         return to_csv(doc)
+    if fmt == "latency":
+        return latency(doc)
     fn = {"interrupts": interrupts, "perf": perf, "vmstat": vmstat}[fmt]
     return "".join(f"# {r['policy']} ({r['scenario']})\n{fn(r)}" for r in doc["runs"])

@@ -1,49 +1,74 @@
 """The slides' figures (shared/data/seed-results.json, copied into the package) beside
-emu's, for the llama-tiering scenario."""
+emu's, for the llama-tiering scenario: as text for the report, as series for the plot."""
 
 import json
 from importlib import resources
+
+# (label, emu per-CPU counter, seed key) of the perf counters the slides compare
+COUNTERS = (("dTLB-load-misses", "dtlb_load_misses", "dTLB_load_misses"),
+            ("dTLB-store-misses", "dtlb_store_misses", "dTLB_store_misses"),
+            ("iTLB-load-misses", "itlb_load_misses", "iTLB_load_misses"))
 
 
 def seed_results() -> dict:
     return json.loads((resources.files("emu.report") / "seed-results.json").read_text())
 
 
-def seed_comparison(runs: list[dict]) -> str:
+def _mean(xs: list) -> float:
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs)
+
+
+def _change(new: float, old: float) -> float:
+    return 100 * (new / old - 1)
+
+
+def comparable(runs: list[dict]) -> bool:
+    """Whether the runs can be set beside the slides: llama scenario with a vanilla run."""
+    return any(r["policy"] == "vanilla" for r in runs) and runs[0]["scenario"].startswith("llama")
+
+
+def seed_changes(runs: list[dict]) -> list[tuple[str, float, float | None]]:
+    """(metric, slides' luf-vs-vanilla change in %, emu's or None if it has no luf run or
+    a zero vanilla figure) for the slides' table: TLB shootdowns per CPU, the three perf
+    TLB-miss counters, and the llama runtime."""
     pol = {r["policy"]: r for r in runs}
-    if "vanilla" not in pol or not runs[0]["scenario"].startswith("llama"):
+    v, lr = pol["vanilla"], pol.get("luf")
+    seed = seed_results()
+    sv, sl = seed["vanilla"], seed["luf"]
+
+    def emu(fn) -> float | None:
+        return _change(fn(lr), fn(v)) if lr and fn(v) else None
+
+    out = [("TLB shootdowns/CPU", _change(_mean(sl["tlb_shootdowns_per_cpu"]),
+                                          _mean(sv["tlb_shootdowns_per_cpu"])),
+            emu(lambda r: sum(r["per_cpu"]["tlb_shootdowns"]) / r["cpus"]))]
+    for name, key, sk in COUNTERS:
+        out.append((name, _change(sl[sk], sv[sk]), emu(lambda r, k=key: sum(r["per_cpu"][k]))))
+    out.append(("runtime per run", _change(_mean(sl["llama_total_time_ms"]),
+                                           _mean(sv["llama_total_time_ms"])),
+                emu(lambda r: r["runtime_ns"])))
+    return out
+
+
+def seed_comparison(runs: list[dict]) -> str:
+    if not comparable(runs):
         return ""
     seed = seed_results()
+    pol = {r["policy"]: r for r in runs}
+    v, lr = pol["vanilla"], pol.get("luf")
+    changes = seed_changes(runs)
     rows = ["== Beside the slides (64-CPU Xeon, 4000 s; emu is scaled down: compare ratios) =="]
-
-    def mean(xs):
-        xs = [x for x in xs if x is not None]
-        return sum(xs) / len(xs)
-
-    v = pol["vanilla"]
-    l_run = pol.get("luf")
-    sv, sl = seed["vanilla"], seed["luf"]
-    ipis_v = sum(v["per_cpu"]["tlb_shootdowns"])
-    seed_v, seed_l = mean(sv["tlb_shootdowns_per_cpu"]), mean(sl["tlb_shootdowns_per_cpu"])
-    line = f"TLB shootdowns/CPU  slides: vanilla {seed_v:,.0f}, luf {seed_l:,.0f} " \
-           f"({100 * (seed_l / seed_v - 1):+.1f}%);  emu: vanilla {ipis_v / v['cpus']:,.1f}"
-    if l_run:
-        ipis_l = sum(l_run["per_cpu"]["tlb_shootdowns"])
-        line += f", luf {ipis_l / l_run['cpus']:,.1f}"
-        if ipis_v:
-            line += f" ({100 * (ipis_l / ipis_v - 1):+.1f}%)"
+    name, slides, ours = changes[0]
+    line = f"{name}  slides: vanilla {_mean(seed['vanilla']['tlb_shootdowns_per_cpu']):,.0f}, " \
+           f"luf {_mean(seed['luf']['tlb_shootdowns_per_cpu']):,.0f} ({slides:+.1f}%);  emu: " \
+           f"vanilla {sum(v['per_cpu']['tlb_shootdowns']) / v['cpus']:,.1f}"
+    if lr:
+        line += f", luf {sum(lr['per_cpu']['tlb_shootdowns']) / lr['cpus']:,.1f}"
+        if ours is not None:
+            line += f" ({ours:+.1f}%)"
     rows.append(line)
-    for name, key, sk in (("dTLB-load-misses", "dtlb_load_misses", "dTLB_load_misses"),
-                          ("dTLB-store-misses", "dtlb_store_misses", "dTLB_store_misses"),
-                          ("iTLB-load-misses", "itlb_load_misses", "iTLB_load_misses")):
-        line = f"{name:<18}  slides: {100 * (sl[sk] / sv[sk] - 1):+.1f}%"
-        if l_run and sum(v["per_cpu"][key]):
-            ratio = sum(l_run["per_cpu"][key]) / sum(v["per_cpu"][key])
-            line += f";  emu: {100 * (ratio - 1):+.1f}%"
-        rows.append(line)
-    ratio = mean(sl["llama_total_time_ms"]) / mean(sv["llama_total_time_ms"])
-    line = f"runtime per run     slides: {100 * (ratio - 1):+.1f}%"
-    if l_run and v["runtime_ns"]:
-        line += f";  emu: {100 * (l_run['runtime_ns'] / v['runtime_ns'] - 1):+.1f}%"
-    rows.append(line)
+    for name, slides, ours in changes[1:]:
+        rows.append(f"{name:<18}  slides: {slides:+.1f}%" +
+                    (f";  emu: {ours:+.1f}%" if ours is not None else ""))
     return "\n".join(rows)

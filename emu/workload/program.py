@@ -14,6 +14,20 @@ from emu.workload.patterns import access_kinds, page_sequence
 PROT_BITS = {"none": 0, "r": 1, "rw": 3, "rx": 5}
 
 
+def work_units(spec: dict) -> int:
+    """A thread's expected work, for progress: its tagged steps (e.g. tokens) over all
+    repetitions, or its repetitions if no step is tagged; 0 for a daemon."""
+    if spec["daemon"]:
+        return 0
+    return spec["repeat"] * (sum(1 for s in spec["steps"] if s["tag"]) or 1)
+
+
+def work_unit_name(spec: dict) -> str:
+    """What one work unit of the thread is: its tag (if one) or "iteration"."""
+    tags = {s["tag"] for s in spec["steps"] if s["tag"]}
+    return tags.pop() if len(tags) == 1 else "iteration" if not tags else "tagged step"
+
+
 class Thread:
     """A thread of a process, pinned to one CPU, with a seeded random stream of its own."""
 
@@ -31,6 +45,7 @@ class Thread:
         self.wake_at = 0
         self.exit_ns = -1
         self.tags: dict[str, list[int]] = {}   # tag -> completion times
+        self.units_done = 0       # work units (see work_units) finished, for progress
 
     def _vma(self, name: str):
         return self.layout.vma_by_mm_name[(self.mm, name)]
@@ -70,6 +85,8 @@ class Thread:
     def _actions(self):
         spec = self.spec
         forever = spec["daemon"] and spec["repeat"] == 0
+        tagged = any(step["tag"] for step in spec["steps"])
+        unit = int(not spec["daemon"])        # daemons' work is not counted
         n = 0
         while forever or n < spec["repeat"]:
             for step in spec["steps"]:
@@ -82,7 +99,9 @@ class Thread:
                     yield self._syscall(step)
                 if step["tag"]:
                     yield ("tag", step["tag"])
+                    self.units_done += unit
             n += 1
+            self.units_done += unit * (not tagged)
         yield ("exit",)
 
     def next_action(self) -> tuple:

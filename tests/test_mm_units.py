@@ -4,7 +4,7 @@ Kernel whose coordinator is a plain stand-in (no CPU has run, so no IPI is due).
 import numpy as np
 
 from emu.engine.process import Delay, ProcessRunner
-from emu.mm import migrate, vmscan
+from emu.mm import migrate, numa_balancing, vmscan
 from emu.mm.kernel import Kernel
 from emu.mm.layout import build_layout
 from emu.mm.replica import make_pte
@@ -119,3 +119,37 @@ def test_migration_is_batched_by_migrate_batch():
         new = k.R.pte[base + i] >> 2
         assert k.layout.node_of(new) == 1 and k.files[0].pages[i] == new
         assert k.R.frame_cid[new] == k.layout.file_cid(0, i)
+
+
+def _hinted_cxl_page(k, scanned_ns):
+    """A file page on the CXL node behind a NUMA hint PTE, scanned at `scanned_ns`."""
+    base = k.layout.vmas[0].start
+    pfn = file_page(k, 0, base)
+    done, _ = drive(migrate.migrate_pages_batch(k, Task(), [pfn], 1, None))
+    new = k.R.pte[base] >> 2
+    assert done == 1 and k.layout.node_of(new) == 1
+    k.set_pte(base, make_pte(new, False, False))      # the scanner's PROT_NONE hint
+    k.folios[new].numa_scan_ns = scanned_ns
+    return base, new
+
+
+def test_hint_fault_on_a_hot_cxl_page_promotes_it_when_dram_has_room():
+    k = make_kernel(**{"kernel.numa_balancing": "true"})
+    task = Task()
+    task.t = 1_000
+    vpage, pfn = _hinted_cxl_page(k, scanned_ns=0)
+    drive(numa_balancing.do_numa_page(k, task, vpage, k.R.pte[vpage]))
+    assert k.vmstat["numa_hint_faults"] == 1 and k.vmstat["pgpromote_success"] == 1
+    assert k.layout.node_of(k.R.pte[vpage] >> 2) == 0 and k.R.pte[vpage] & 1
+
+
+def test_hint_fault_without_dram_room_wakes_kswapd_and_restores_the_pte():
+    k = make_kernel(**{"kernel.numa_balancing": "true"})
+    task = Task()
+    task.t = 1_000
+    vpage, pfn = _hinted_cxl_page(k, scanned_ns=0)
+    while k.alloc.watermark_ok(0, 2, 1):              # DRAM down to its high watermark
+        k.alloc.take(0, 0, k.policy)
+    drive(numa_balancing.do_numa_page(k, task, vpage, k.R.pte[vpage]))
+    assert k.vmstat["pgpromote_success"] == 0 and k.kswapd_awake[0]
+    assert k.R.pte[vpage] == make_pte(pfn, False, True)

@@ -26,6 +26,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="write results as JSON (atomically)")
     p.add_argument("--quiet", action="store_true",
                    help="print neither the report nor progress on stderr")
+    p.add_argument("--trace", metavar="PATH",
+                   help="write a timeline of each run (Chrome trace-event JSON; open it in "
+                        "ui.perfetto.dev or chrome://tracing), capped at 200 MB")
+    p.add_argument("--trace-span", metavar="START:END",
+                   help="record only simulated time [START, END) in ns (no cap)")
     p.add_argument("--debug-fail-rank", type=int, default=-1, help=argparse.SUPPRESS)
 
 
@@ -123,20 +128,28 @@ def cmd_simulate(args, argv: list[str]) -> None:
     rank = comm.Get_rank()
     try:
         policies, sc, ncpus, placement = _prepare(args, comm.Get_size())
+        trace = _trace_options(args, len(policies))
     except EmuError as exc:          # every rank sees the same input and the same error
         if rank == 0:
             sys.stderr.write(f"emu: error: {exc}\n")
         sys.exit(2)
     try:
         from emu.report.render import render
+        from emu.report.trace_file import TraceFile
         from emu.results import results_document, write_json_atomic
         from emu.runner import run_policy
+        from emu.trace import TraceOptions
 
         runs = []
-        for policy in policies:
+        trace_file = TraceFile(args.trace, trace[0], trace[1]) if trace and rank == 0 else None
+        for i, policy in enumerate(policies):
             run = run_policy(MPI, comm, sc, policy, ncpus, placement, args.debug_fail_rank,
-                             progress=not args.quiet)
+                             progress=not args.quiet,
+                             trace=TraceOptions(i + 1, trace[1], trace[2]) if trace else None,
+                             trace_file=trace_file)
             runs.append(run)
+        if trace_file:
+            trace_file.close()
         if rank == 0:
             doc = results_document(runs, argv)
             if args.json:
@@ -148,6 +161,23 @@ def cmd_simulate(args, argv: list[str]) -> None:
         abort_job(MPI, f"error: {exc}", 2)
     except Exception as exc:  # noqa: BLE001 - any failure must end every rank
         abort_job(MPI, f"{type(exc).__name__}: {exc}", 1)
+
+
+def _trace_options(args, runs: int) -> tuple | None:
+    """(file cap, span, each run's cap) for --trace, or None; the cap (bytes, env
+    EMU_TRACE_CAP_BYTES for tests) applies only without --trace-span."""
+    import os
+
+    from emu.trace import CAP_ENV, DEFAULT_CAP_BYTES, parse_span
+
+    if args.trace_span and not args.trace:
+        raise EmuError("--trace-span needs --trace PATH")
+    if not args.trace:
+        return None
+    if args.trace_span:
+        return None, parse_span(args.trace_span), None
+    cap = int(os.environ.get(CAP_ENV, DEFAULT_CAP_BYTES))
+    return cap, None, cap // runs
 
 
 def _prepare(args, ranks: int):

@@ -20,6 +20,7 @@ KTHREAD_CPU = 0
 
 
 class Coordinator(Component):
+    trace = None                # an emu.trace.Recorder under --trace
     def __init__(self, cid: int, ncpus: int, sc: dict, layout, policy: str, threads_by_mm):
         super().__init__(cid)
         self.ncpus = ncpus
@@ -119,6 +120,8 @@ class Coordinator(Component):
             w = self._waiting[p[0]]
             w[1] -= 1
             w[2] = max(w[2], t)
+            if self.trace is not None:
+                self.trace.ack(p[0], ev[1], t, w[2] if w[1] == 0 else -1)
             if w[1] == 0:
                 del self._waiting[p[0]]
                 proc = w[0]
@@ -187,6 +190,8 @@ class Coordinator(Component):
     def flush_waited(self, task, ns: int) -> None:
         """`task` waited `ns` for a flush another task had in flight."""
         self.latency.waited(ns, self.serves_thread(task))
+        if self.trace is not None:
+            self.trace.flush_wait(task, task.t - ns, task.t)
 
     # -- shootdowns -----------------------------------------------------------------------
     def _dispatch(self, proc, req) -> None:
@@ -209,6 +214,8 @@ class Coordinator(Component):
         self.initiator_stats["nr_tlb_remote_flush"][cpu] += 1
         self.initiator_stats["ipi_sent"][cpu] += len(targets)
         sent = t + send_ipis(self, token, cpu, targets, flush, t, self.k.cost)
+        if self.trace is not None:
+            self.trace.shootdown(token, proc, t, targets, source)
         self._waiting[token] = [proc, len(targets), sent, source, t]
 
     def local_flush(self, task, mm: int, start: int, npages: int, new_gen: int) -> None:

@@ -17,6 +17,7 @@ from emu.mm.replica import Replica
 from emu.progress import Progress
 from emu.results import assemble_run
 from emu.timeline import Timeline
+from emu.trace import Recorder, TraceOptions, gather_trace
 from emu.workload.program import Thread, work_unit_name, work_units
 
 
@@ -43,9 +44,11 @@ def place_threads(sc: dict, layout, ncpus: int) -> list[tuple]:
 
 
 def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int],
-               debug_fail_rank: int = -1, progress: bool = False) -> dict | None:
+               debug_fail_rank: int = -1, progress: bool = False,
+               trace: TraceOptions | None = None, trace_file=None) -> dict | None:
     """Run `policy` on the scenario across all ranks; rank 0 returns the run's results
-    (and shows progress on stderr if `progress`)."""
+    (and shows progress on stderr if `progress`, and writes the run's part of the
+    timeline to `trace_file` if `trace` is given)."""
     t0 = time.perf_counter()
     rank = comm.Get_rank()
     layout = build_layout(sc)
@@ -56,8 +59,9 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     engine = Engine(MPI, comm, placement, sc["scenario"]["quantum_ns"], P.PUB_SLOTS,
                     P.MEASURED_KINDS, paced=frozenset({coord_cid}))
     busy = {cpu for *_, cpu in placed}
-    engine.set_dormant_ranks({r for r in range(comm.Get_size()) if r != placement[ncpus]
-                              and not any(placement[c] == r for c in busy)})
+    dormant = {r for r in range(comm.Get_size()) if r != placement[ncpus]
+               and not any(placement[c] == r for c in busy)}
+    engine.set_dormant_ranks(dormant)
     replica = Replica(layout, len(layout.mm_names))
     if any(placement[c] == rank for c in busy):
         engine.blob_sinks.append(replica.apply)   # only CPUs with threads walk page tables
@@ -86,12 +90,23 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
         shown = Progress(policy, engine, ncpus, sum(work_units(spec) for spec in mine),
                          units.pop() if len(units) == 1 else "work unit")
         hooks.append(shown)
+    rec = None
+    if trace is not None:
+        rec = Recorder(trace, comm.Get_size() - len(dormant), sc["cost"],
+                       timeline.state if timeline else None)
+        for c in [*cpus, coord]:
+            if c is not None:
+                c.trace = rec
+        hooks.append(rec.window_start)
     if debug_fail_rank == rank:
         hooks.append(_fail_after(3, rank))
     engine.on_window = _chain(hooks)
     end = engine.run(sc["scenario"]["duration_ns"])
     if shown:
         shown.finish()
+    if rec:
+        rec.finish(cpus)
+        rec.ipi_counter()
     wall = time.perf_counter() - t0
     local = {
         "rank": rank,
@@ -104,10 +119,22 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
         "end_ns": end,
     }
     engine.close()
+    if rec:
+        _write_trace(MPI, comm, rec, end, trace_file, policy, sc["scenario"]["name"])
     parts = gather_to_root(MPI, comm, local)
     if rank != 0:
         return None
     return assemble_run(sc, policy, ncpus, comm.Get_size(), parts, layout)
+
+
+def _write_trace(MPI, comm, rec: Recorder, end: int, trace_file, policy: str,
+                 scenario: str) -> None:
+    """Every rank's part of the run's timeline to rank 0's file, as one process."""
+    if trace_file:
+        trace_file.begin_run(rec.pid, policy, scenario)
+    cut, end = gather_trace(MPI, comm, rec, end, trace_file.write if trace_file else None)
+    if trace_file:
+        trace_file.end_run(rec.pid, policy, cut, end)
 
 
 def _chain(hooks: list):

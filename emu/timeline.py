@@ -25,7 +25,7 @@ class Timeline:
         self.free: list[list[int]] = []
         self.luf: list[int] = []
 
-    def _state(self) -> tuple[int, list[int], int]:
+    def state(self) -> tuple[int, list[int], int]:
         k = self.k
         return (sum(k.ipis_by_source.values()),
                 [k.alloc.free_pages(n) for n in range(k.nodes)],
@@ -35,7 +35,7 @@ class Timeline:
         """Record every grid point up to `now`, a window boundary, with the state now."""
         if now < self.next_t:
             return
-        ipis, free, luf = self._state()
+        ipis, free, luf = self.state()
         while self.next_t <= now:
             self.t.append(self.next_t)
             self.ipis.append(ipis)
@@ -59,7 +59,7 @@ class Timeline:
         out = {"step_ns": self.step, "t_ns": list(self.t), "ipis": list(self.ipis),
                "free_pages": [list(f) for f in self.free], "luf_pending": list(self.luf)}
         if not self.t or self.t[-1] < end_ns:
-            ipis, free, luf = self._state()
+            ipis, free, luf = self.state()
             out["t_ns"].append(end_ns)
             out["ipis"].append(ipis)
             out["free_pages"].append(free)

@@ -30,6 +30,8 @@ YOUNG_REPORT_NS = 50_000         # ...or this much simulated time since the last
 class Cpu(Component):
     """A CPU; `cid` equals the Linux CPU number."""
 
+    trace = None                # an emu.trace.Recorder under --trace
+
     def __init__(self, cpu: int, coordinator: int, ncpus: int, sc: dict, replica, threads,
                  track_frames: bool = False):
         super().__init__(cpu)
@@ -209,6 +211,8 @@ class Cpu(Component):
             self.set_tlbstate(self.loaded_mm, True)
         if self.young:
             self._report_young()
+        if self.trace is not None and self.current is None:
+            self.trace.cpu_state(self.cid, "idle", self.clock)
 
     def _report_young(self) -> None:
         self.send(self.coordinator, P.YOUNG, sorted(self.young), self.clock)
@@ -246,6 +250,8 @@ class Cpu(Component):
     def _run_thread(self, th, limit: int) -> None:
         if self.loaded_mm != th.mm or self.is_lazy:
             x86.switch_mm_irqs_off(self, th.mm)
+        if self.trace is not None:
+            self.trace.user(self.cid, th, self.clock)
         while self.clock < limit and th.state == "ready":
             if self.clock >= self.slice_end and len(self.runq) > 1:
                 self.slice_end = self.clock + self.slice_ns
@@ -258,6 +264,8 @@ class Cpu(Component):
                     th.action = None
             elif kind == "syscall":
                 th.action = None
+                if self.trace is not None:
+                    self.trace.syscall(self.cid, th, act[1], self.clock)
                 self.clock += self.cost["syscall_ns"]
                 self.send(self.coordinator, P.SYSCALL, (th.tid, act[1], act[2], self.cid),
                           self.clock)
@@ -348,6 +356,8 @@ class Cpu(Component):
             pfn = pte >> 2
             return (pte, self.replica.vcid[vpage], self.replica.frame_gen[pfn])
         st["page_faults"] += 1
+        if self.trace is not None:
+            self.trace.fault(self.cid, th, kind, vpage, self.clock)
         self.clock += self.cost["page_fault_ns"]
         skip = th.action[4] if th.action else 0
         self.send(self.coordinator, P.FAULT, (th.tid, vpage, kind, self.cid, skip), self.clock)
@@ -395,4 +405,7 @@ class Cpu(Component):
         self.clock += self.cost["ipi_handler_ns"]
         spent = self.clock - before
         self.stats["ipi_handler_ns"] += spent
-        self.send(src, P.ACK, (token,), arrival + spent + self.cost["ipi_latency_ns"])
+        ack_at = arrival + spent + self.cost["ipi_latency_ns"]
+        if self.trace is not None:
+            self.trace.ipi(self.cid, token, arrival, spent, ack_at)
+        self.send(src, P.ACK, (token,), ack_at)

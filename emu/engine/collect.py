@@ -16,3 +16,24 @@ def gather_to_root(MPI, comm, obj) -> list | None:
                 for d, n in zip(displs.tolist(), counts.tolist(), strict=True)]
     comm.Gatherv(data, None, root=0)
     return None
+
+
+STREAM_TAG = 7           # apart from the engine's epoch tags (0, 1)
+
+
+def stream_to_root(MPI, comm, data: bytes, sink) -> None:
+    """Hand every rank's bytes to `sink` on rank 0 in rank order, receiving one rank's
+    part at a time, so rank 0 never holds more than its own and one other."""
+    if comm.Get_rank() != 0:
+        comm.Send(np.array([len(data)], dtype=np.int64), 0, STREAM_TAG)
+        if data:
+            comm.Send([data, MPI.BYTE], 0, STREAM_TAG)
+        return
+    sink(data)
+    n = np.zeros(1, dtype=np.int64)
+    for r in range(1, comm.Get_size()):
+        comm.Recv(n, r, STREAM_TAG)
+        buf = bytearray(int(n[0]))
+        if buf:
+            comm.Recv([buf, MPI.BYTE], r, STREAM_TAG)
+        sink(buf)

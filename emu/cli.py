@@ -89,6 +89,7 @@ def cmd_show(args) -> None:
 
 def cmd_simulate(args, argv: list[str]) -> None:
     """run/compare under MPI: set up on every rank, run each policy, report on rank 0."""
+    from emu.engine.liveness import RankLost
     from emu.engine.mpi_env import abort_job, init_mpi
 
     MPI = init_mpi()
@@ -118,6 +119,8 @@ def cmd_simulate(args, argv: list[str]) -> None:
                 sys.stdout.flush()
     except EmuError as exc:
         abort_job(MPI, f"error: {exc}", 2)
+    except RankLost as exc:
+        abort_job(MPI, str(exc), 1)
     except Exception as exc:  # noqa: BLE001 - any failure must end every rank
         abort_job(MPI, f"{type(exc).__name__}: {exc}", 1)
 

@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from emu.engine.liveness import Liveness
+
 NAP_S = 2e-4          # longest sleep between polls
 PIPE_NAP_S = 1e-3     # a rank asleep on its pipe still drives MPI progress this often...
 PIPE_NAP_MAX_S = 8e-3  # ...backing off to this
@@ -97,15 +99,16 @@ class WindowSync:
         self.blob = np.ndarray(buffer=bbuf, dtype=np.uint8, shape=(2, BLOB_BYTES))
         if is_leader:
             arr[:] = 0
-        ranks = np.zeros(N, dtype=np.int64)
-        self.node.Allgather(np.array([self.rank], dtype=np.int64), ranks)
-        self.node_ranks = ranks.tolist()
+        ids = np.zeros((N, 2), dtype=np.int64)
+        self.node.Allgather(np.array([self.rank, os.getpid()], dtype=np.int64), ids)
+        self.node_ranks = ids[:, 0].tolist()
+        self.live = Liveness(self.node_ranks, ids[:, 1].tolist(), self.nrank)
         self._open_pipes()
         self.node_cids: list[int] = []  # components placed on this node (set by the engine)
         self.win.Lock_all()
         self.bwin.Lock_all()
         self.win.Sync()
-        self.node.Barrier()
+        self._node_barrier()
 
     def _open_pipes(self) -> None:
         """One named pipe per local rank: a blocked read is how a rank waits."""
@@ -118,9 +121,14 @@ class WindowSync:
         mine = os.path.join(self.pipe_dir, str(self.nrank))
         os.mkfifo(mine)
         self.rfd = os.open(mine, os.O_RDWR)
-        self.node.Barrier()
+        self._node_barrier()
         self.wfds = [os.open(os.path.join(self.pipe_dir, str(i)), os.O_WRONLY | os.O_NONBLOCK)
                      for i in range(self.nsize)]
+
+    def _node_barrier(self) -> None:
+        """A barrier of this node's ranks that notices a dead one."""
+        req = self.node.Ibarrier()
+        backoff_wait(req.Test, self.live.check)
 
     def _sleep_until_woken(self, on_idle) -> None:
         """Block on the pipe; every few ms run `on_idle` so MPI makes progress on sends
@@ -128,12 +136,24 @@ class WindowSync:
         timeout = PIPE_NAP_S
         while not select.select([self.rfd], [], [], timeout)[0]:
             on_idle()
+            self.live.check()
             timeout = min(PIPE_NAP_MAX_S, timeout * 2)
         os.read(self.rfd, 1)
 
     def _wake(self, ranks) -> None:
         for i in ranks:
-            os.write(self.wfds[i], b"w")
+            try:
+                os.write(self.wfds[i], b"w")
+            except BrokenPipeError:   # its reader is gone: name it
+                self.live.check(now=True)
+                raise
+
+    def wait(self, done, on_idle) -> None:
+        """backoff_wait that also notices a dead rank this one waits for."""
+        def idle():
+            on_idle()
+            self.live.check()
+        backoff_wait(done, idle)
 
     # ------------------------------------------------------------------------------------
     def write_row(self, epoch: int, sent_counts: np.ndarray, next_time: int) -> None:
@@ -164,7 +184,7 @@ class WindowSync:
                 self.win.Sync()
                 return int(self.arrive[self.active].min()) > epoch
 
-            backoff_wait(all_arrived, on_idle, NAP_S)
+            self.wait(all_arrived, on_idle)
             if self.multi_node:
                 self._leader_exchange(epoch, on_idle)
                 self.win.Sync()
@@ -191,7 +211,7 @@ class WindowSync:
         gmin = np.empty_like(nxt)
         reqs = [self.leaders.Iallreduce(summed, total, op=MPI.SUM),
                 self.leaders.Iallreduce(nxt, gmin, op=MPI.MIN)]
-        backoff_wait(lambda: MPI.Request.Testall(reqs), on_idle)
+        self.wait(lambda: MPI.Request.Testall(reqs), on_idle)
         W = self.world
         self.res_counts[p, :] = total[:W]
         self.pub[p].ravel()[:] = total[W:W + self.pub[p].size]
@@ -201,7 +221,7 @@ class WindowSync:
         if n:
             data = np.array(self.blob[p, :n]) if self.rank == 0 else np.empty(n, np.uint8)
             req = self.leaders.Ibcast(data, root=0)
-            backoff_wait(req.Test, on_idle)
+            self.wait(req.Test, on_idle)
             self.blob[p, :n] = data
 
     def set_dormant(self, dormant_node_ranks) -> None:
@@ -229,7 +249,7 @@ class WindowSync:
         def done():
             self.win.Sync()
             return bool(self.finished[0])
-        backoff_wait(done, None, DORMANT_NAP_S)
+        backoff_wait(done, self.live.check, DORMANT_NAP_S)
 
     def published(self, epoch: int) -> np.ndarray:
         """State published in `epoch` (read during epoch+1)."""
@@ -242,7 +262,7 @@ class WindowSync:
     def close(self) -> None:
         for fd in self.wfds + [self.rfd]:
             os.close(fd)
-        self.node.Barrier()
+        self._node_barrier()
         if self.nrank == 0:
             shutil.rmtree(self.pipe_dir, ignore_errors=True)
         self.win.Unlock_all()

@@ -7,12 +7,21 @@ on any rank during a run aborts the whole job (MPI_Abort), so no rank is left ha
 
 import argparse
 import json
+import os
 import sys
 
 from emu.errors import EmuError
 
 DEFAULT_SCENARIO = "llama-tiering"
 DEFAULT_POLICIES = "vanilla,luf"
+MAX_RESULTS_BYTES = 256 << 20   # refused by `show` before reading
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line and status 2, like every other bad input."""
+
+    def error(self, message: str):
+        _fail(f"{self.prog}: {message} (see --help)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -29,7 +38,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m emu",
         description="emu: a multiprocess parallel emulator of TLB shootdowns. Run under "
                     "mpirun: each MPI rank simulates CPUs with their own TLBs; IPIs are "
@@ -74,17 +83,30 @@ def cmd_scenarios() -> None:
 
 def cmd_show(args) -> None:
     from emu.report.render import render
+    from emu.results import SCHEMA
 
+    path = args.results
     try:
-        with open(args.results) as f:
+        size = os.stat(path).st_size
+        if size > MAX_RESULTS_BYTES:
+            raise EmuError(f"{size} bytes: larger than any results file emu writes", path)
+        with open(path, encoding="utf-8") as f:
             doc = json.load(f)
     except OSError as exc:
-        raise EmuError(f"cannot read results: {exc.strerror}", args.results) from None
+        raise EmuError(f"cannot read results: {exc.strerror}", path) from None
     except json.JSONDecodeError as exc:
-        raise EmuError(f"not JSON: {exc.msg} at line {exc.lineno}", args.results) from None
-    if not isinstance(doc, dict) or "runs" not in doc:
-        raise EmuError("not an emu results file (no 'runs')", args.results)
-    sys.stdout.write(render(doc, args.format))
+        raise EmuError(f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                       path) from None
+    except (UnicodeDecodeError, RecursionError):
+        raise EmuError("not JSON text", path) from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or \
+            not isinstance(doc.get("runs"), list):
+        raise EmuError(f"not an emu results file (no schema '{SCHEMA}' with 'runs')", path)
+    try:
+        text = render(doc, args.format)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise EmuError(f"malformed results file ({type(exc).__name__}: {exc})", path) from None
+    sys.stdout.write(text)
 
 
 def cmd_simulate(args, argv: list[str]) -> None:
@@ -120,7 +142,7 @@ def cmd_simulate(args, argv: list[str]) -> None:
     except EmuError as exc:
         abort_job(MPI, f"error: {exc}", 2)
     except RankLost as exc:
-        abort_job(MPI, str(exc), 1)
+        abort_job(MPI, exc.args[0], 1)
     except Exception as exc:  # noqa: BLE001 - any failure must end every rank
         abort_job(MPI, f"{type(exc).__name__}: {exc}", 1)
 
@@ -128,6 +150,7 @@ def cmd_simulate(args, argv: list[str]) -> None:
 def _prepare(args, ranks: int):
     from emu.engine.placement import place
     from emu.policy import check_policy
+    from emu.scenario.fit import check_fits
     from emu.scenario.load import load_scenario
 
     policies = [args.policy] if args.command == "run" else \
@@ -152,6 +175,7 @@ def _prepare(args, ranks: int):
                                f"{sc['scenario']['name']}: process.{i}.threads.{j}.cpus")
     if len(sc["process"]) > 62:
         raise EmuError("at most 62 processes (mm_cpumask bits)", sc["scenario"]["name"])
+    check_fits(sc, ncpus, ranks, sc["scenario"]["name"])
     return policies, sc, ncpus, place(ncpus, ranks)
 
 

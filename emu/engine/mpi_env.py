@@ -37,10 +37,12 @@ def init_mpi():
     return MPI
 
 
-def abort_job(MPI, message: str, code: int = 1) -> None:
-    """Print one line and end every rank of the job (MPI_Abort), never hang."""
-    rank = MPI.COMM_WORLD.Get_rank()
-    sys.stderr.write(f"emu: rank {rank}: {message}\n")
-    sys.stderr.flush()
-    time.sleep(ABORT_GRACE_S)   # let mpiexec forward the line before it tears the job down
+def abort_job(MPI, message: str | None, code: int = 1) -> None:
+    """Print one line (unless there is none to add) and end every rank of the job
+    (MPI_Abort), never hang."""
+    if message is not None:
+        rank = MPI.COMM_WORLD.Get_rank()
+        sys.stderr.write(f"emu: rank {rank}: {message}\n")
+        sys.stderr.flush()
+        time.sleep(ABORT_GRACE_S)   # let mpiexec forward the line before it ends the job
     MPI.COMM_WORLD.Abort(code)

@@ -102,7 +102,9 @@ class WindowSync:
         ids = np.zeros((N, 2), dtype=np.int64)
         self.node.Allgather(np.array([self.rank, os.getpid()], dtype=np.int64), ids)
         self.node_ranks = ids[:, 0].tolist()
-        self.live = Liveness(self.node_ranks, ids[:, 1].tolist(), self.nrank)
+        self.pipe_dir = self._node_directory()
+        self.live = Liveness(self.node_ranks, ids[:, 1].tolist(), self.nrank,
+                             os.path.join(self.pipe_dir, "lost"))
         self._open_pipes()
         self.node_cids: list[int] = []  # components placed on this node (set by the engine)
         self.win.Lock_all()
@@ -110,14 +112,17 @@ class WindowSync:
         self.win.Sync()
         self._node_barrier()
 
-    def _open_pipes(self) -> None:
-        """One named pipe per local rank: a blocked read is how a rank waits."""
+    def _node_directory(self) -> str:
+        """A directory the leader makes for this node's pipes (and liveness marker)."""
         path = np.zeros(256, dtype=np.uint8)
         if self.nrank == 0:
             d = tempfile.mkdtemp(prefix="emu-sync-").encode()
             path[:len(d)] = np.frombuffer(d, dtype=np.uint8)
         self.node.Bcast(path, root=0)
-        self.pipe_dir = bytes(path).rstrip(b"\0").decode()
+        return bytes(path).rstrip(b"\0").decode()
+
+    def _open_pipes(self) -> None:
+        """One named pipe per local rank: a blocked read is how a rank waits."""
         mine = os.path.join(self.pipe_dir, str(self.nrank))
         os.mkfifo(mine)
         self.rfd = os.open(mine, os.O_RDWR)

@@ -15,6 +15,8 @@ BAD = {
                  "must not be negative"),
     "placement": (["--scenario", "reclaim", "--cpus", "1"], "cannot be placed on 2 ranks"),
     "pinning": (["--scenario", "munmap-pair", "--cpus", "1"], "pinned to CPUs [1] but the machine has 1"),
+    "cannot fit": (["--scenario", "munmap-pair", "--set", "machine.dram_pages=1000000000000"],
+                   "more than this machine's"),
 }
 
 

@@ -6,7 +6,8 @@ epoch, then sleeps in a blocking read of its own named pipe. Only the node leade
 byte each. A waiting rank thus costs no CPU at all, which matters when 128 ranks share
 2 cores: 127 polling ranks would steal the CPU from the one rank everybody waits for.
 Across nodes only one leader per node talks, with non-blocking collectives polled with
-back-off. Nothing spins in a blocking MPI call.
+back-off. Nothing spins in a blocking MPI call, and every wait also checks that the
+ranks it waits for are alive (liveness.py).
 
 Per epoch every rank publishes: how many messages it sent to each rank (so receivers
 know when all have arrived), the earliest time it has work (so idle stretches are

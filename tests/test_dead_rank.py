@@ -105,8 +105,11 @@ def _kill_rank_mid_run(flavour: str, victim: int, survivors_kept: bool):
                 pass
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
-@pytest.mark.parametrize("victim", [0, 1, 3], ids=["coordinator", "busy-rank", "dormant-rank"])
+# rank 3 has only idle CPUs: it sleeps in another wait; once is enough (MPI-independent)
+CASES = [(f, 0) for f in FLAVOURS] + [(f, 1) for f in FLAVOURS] + [(FLAVOURS[0], 3)]
+
+
+@pytest.mark.parametrize("flavour,victim", CASES, ids=lambda v: str(v))
 def test_emu_ends_the_job_when_the_launcher_would_not(flavour, victim):
     pid, took, status, err = _kill_rank_mid_run(flavour, victim, survivors_kept=True)
     assert took < 30 and status != 0, err

@@ -37,13 +37,19 @@ def _table(schema: dict, children: dict | None = None):
     return st.fixed_dictionaries({}, optional=values)
 
 
-steps = st.lists(_table(STEP), max_size=3)
-threads = st.lists(_table(THREAD, {"steps": steps}), max_size=3)
-processes = st.lists(_table(PROCESS, {"mappings": st.lists(_table(MAPPING), max_size=3),
-                                      "threads": threads}), max_size=3)
+def _or_anything(strategy):
+    """Mostly the expected shape, sometimes any value at all."""
+    return st.one_of(strategy, strategy, strategy, anything)
+
+
+steps = _or_anything(st.lists(_table(STEP), max_size=3))
+threads = _or_anything(st.lists(_table(THREAD, {"steps": steps}), max_size=3))
+mappings = _or_anything(st.lists(_table(MAPPING), max_size=3))
+processes = _or_anything(st.lists(_table(PROCESS, {"mappings": mappings, "threads": threads}),
+                                  max_size=3))
 documents = st.fixed_dictionaries({}, optional={
-    **{section: _table(keys) for section, keys in DEFAULTS.items()},
-    "file": st.lists(_table(FILE), max_size=2), "process": processes,
+    **{section: _or_anything(_table(keys)) for section, keys in DEFAULTS.items()},
+    "file": _or_anything(st.lists(_table(FILE), max_size=2)), "process": processes,
     "vars": st.dictionaries(st.text(max_size=4), anything, max_size=3), "stray": anything})
 overrides = st.lists(st.text(max_size=30) | st.builds(
     lambda k, v: f"{k}={v}", st.sampled_from(["machine.dram_pages", "process.0.threads.0.count",

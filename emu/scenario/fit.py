@@ -16,7 +16,7 @@ from emu.errors import EmuError
 BYTES_PER_FRAME = 353
 BYTES_PER_VPAGE = 65
 BYTES_PER_TLB_SET = 137
-BYTES_PER_PCID_SLOT = 88
+BYTES_PER_PCID_SLOT = 96
 BYTES_PER_THREAD = 1659
 TLBS = ("dtlb", "itlb", "stlb")
 

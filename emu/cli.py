@@ -15,6 +15,13 @@ DEFAULT_SCENARIO = "llama-tiering"
 DEFAULT_POLICIES = "vanilla,luf"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line and status 2, like every other bad input."""
+
+    def error(self, message: str):
+        _fail(f"{self.prog}: {message} (see --help)")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default=DEFAULT_SCENARIO,
                    help="built-in scenario name or a TOML file (default: %(default)s)")
@@ -35,7 +42,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m emu",
         description="emu: a multiprocess parallel emulator of TLB shootdowns. Run under "
                     "mpirun: each MPI rank simulates CPUs with their own TLBs; IPIs are "
@@ -96,6 +103,9 @@ def cmd_show(args) -> None:
     except KeyError as exc:
         raise EmuError(f"field {exc} is missing (written by another emu version?)",
                        args.results) from None
+    except (IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise EmuError(f"malformed results file ({type(exc).__name__}: {exc})",
+                       args.results) from None
     sys.stdout.write(text)
 
 
@@ -121,6 +131,7 @@ def cmd_plot(args) -> None:
 
 def cmd_simulate(args, argv: list[str]) -> None:
     """run/compare under MPI: set up on every rank, run each policy, report on rank 0."""
+    from emu.engine.liveness import RankLost
     from emu.engine.mpi_env import abort_job, init_mpi
 
     MPI = init_mpi()
@@ -159,6 +170,8 @@ def cmd_simulate(args, argv: list[str]) -> None:
                 sys.stdout.flush()
     except EmuError as exc:
         abort_job(MPI, f"error: {exc}", 2)
+    except RankLost as exc:
+        abort_job(MPI, exc.args[0], 1)
     except Exception as exc:  # noqa: BLE001 - any failure must end every rank
         abort_job(MPI, f"{type(exc).__name__}: {exc}", 1)
 
@@ -183,6 +196,7 @@ def _trace_options(args, runs: int) -> tuple | None:
 def _prepare(args, ranks: int):
     from emu.engine.placement import place
     from emu.policy import check_policy
+    from emu.scenario.fit import check_fits
     from emu.scenario.load import load_scenario
 
     policies = [args.policy] if args.command == "run" else \
@@ -207,6 +221,7 @@ def _prepare(args, ranks: int):
                                f"{sc['scenario']['name']}: process.{i}.threads.{j}.cpus")
     if len(sc["process"]) > 62:
         raise EmuError("at most 62 processes (mm_cpumask bits)", sc["scenario"]["name"])
+    check_fits(sc, ncpus, ranks, sc["scenario"]["name"])
     return policies, sc, ncpus, place(ncpus, ranks)
 
 

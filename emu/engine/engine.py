@@ -21,7 +21,7 @@ import numpy as np
 
 from emu.engine import wire
 from emu.engine.component import INF, Component
-from emu.engine.sync import WindowSync, backoff_wait
+from emu.engine.sync import WindowSync
 
 
 class Engine:
@@ -118,7 +118,7 @@ class Engine:
                       + [self._sent_min_unpaced])
         self.sync.write_row(e, self._sent, (nxt, unpaced))
         expected, minima = self.sync.barrier(e, self._drain)
-        backoff_wait(lambda: self._received >= expected, self._drain)
+        self.sync.wait(lambda: self._received >= expected, self._drain)
         self._received -= expected
         self._sent[:] = 0
         self._sent_min_ts = self._sent_min_unpaced = INF

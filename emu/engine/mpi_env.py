@@ -1,8 +1,11 @@
 """Set up MPI before it starts, and make any rank's exception abort the whole job.
 
 MPICH's progress engine spins inside blocking calls; on an oversubscribed machine
-(128 ranks on 2 cores) that costs 10-100x in wall time, so the throttle variables are
-set before `mpi4py.MPI` is imported unless the user chose otherwise.
+(128 ranks on 2 cores) that costs 10-100x in wall time, so its throttle variables are
+set before `mpi4py.MPI` is imported unless the user chose otherwise. Open MPI gets the
+equivalent: `mpi_yield_when_idle`, which it sets by itself only when `mpirun` was told the
+node is oversubscribed (not under `srun`, nor with a hostfile that claims enough slots).
+Each MPI ignores the other's variables.
 """
 
 import os
@@ -11,16 +14,20 @@ import time
 
 ABORT_GRACE_S = 0.5
 
-MPICH_THROTTLE = {
+MPI_DEFAULTS = {
     "MPIR_CVAR_CH4_PROGRESS_THROTTLE": "1",
     "MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT": "1",
     "MPIR_CVAR_ENABLE_HEAVY_YIELD": "1",
+    "OMPI_MCA_mpi_yield_when_idle": "1",
+    # emu's only one-sided windows are shared-memory ones (sync.py); without this Open
+    # MPI also probes its UCX component, which prints errors where there is no UCX device
+    "OMPI_MCA_osc": "sm",
 }
 
 
 def init_mpi():
     """Import mpi4py with the throttle variables set; return the MPI module."""
-    for key, value in MPICH_THROTTLE.items():
+    for key, value in MPI_DEFAULTS.items():
         os.environ.setdefault(key, value)
     import mpi4py
 
@@ -30,10 +37,12 @@ def init_mpi():
     return MPI
 
 
-def abort_job(MPI, message: str, code: int = 1) -> None:
-    """Print one line and end every rank of the job (MPI_Abort), never hang."""
-    rank = MPI.COMM_WORLD.Get_rank()
-    sys.stderr.write(f"emu: rank {rank}: {message}\n")
-    sys.stderr.flush()
-    time.sleep(ABORT_GRACE_S)   # let mpiexec forward the line before it tears the job down
+def abort_job(MPI, message: str | None, code: int = 1) -> None:
+    """Print one line (unless there is none to add) and end every rank of the job
+    (MPI_Abort), never hang."""
+    if message is not None:
+        rank = MPI.COMM_WORLD.Get_rank()
+        sys.stderr.write(f"emu: rank {rank}: {message}\n")
+        sys.stderr.flush()
+        time.sleep(ABORT_GRACE_S)   # let mpiexec forward the line before it ends the job
     MPI.COMM_WORLD.Abort(code)

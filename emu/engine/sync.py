@@ -6,7 +6,8 @@ epoch, then sleeps in a blocking read of its own named pipe. Only the node leade
 byte each. A waiting rank thus costs no CPU at all, which matters when 128 ranks share
 2 cores: 127 polling ranks would steal the CPU from the one rank everybody waits for.
 Across nodes only one leader per node talks, with non-blocking collectives polled with
-back-off. Nothing spins in a blocking MPI call.
+back-off. Nothing spins in a blocking MPI call, and every wait also checks that the
+ranks it waits for are alive (liveness.py).
 
 Per epoch every rank publishes: how many messages it sent to each rank (so receivers
 know when all have arrived), the earliest time it has work and the earliest time an
@@ -23,6 +24,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from emu.engine.liveness import Liveness
 
 NAP_S = 2e-4          # longest sleep between polls
 PIPE_NAP_S = 1e-3     # a rank asleep on its pipe still drives MPI progress this often...
@@ -98,30 +101,41 @@ class WindowSync:
         self.blob = np.ndarray(buffer=bbuf, dtype=np.uint8, shape=(2, BLOB_BYTES))
         if is_leader:
             arr[:] = 0
-        ranks = np.zeros(N, dtype=np.int64)
-        self.node.Allgather(np.array([self.rank], dtype=np.int64), ranks)
-        self.node_ranks = ranks.tolist()
+        ids = np.zeros((N, 2), dtype=np.int64)
+        self.node.Allgather(np.array([self.rank, os.getpid()], dtype=np.int64), ids)
+        self.node_ranks = ids[:, 0].tolist()
+        self.pipe_dir = self._node_directory()
+        self.live = Liveness(self.node_ranks, ids[:, 1].tolist(), self.nrank,
+                             os.path.join(self.pipe_dir, "lost"))
         self._open_pipes()
         self.node_cids: list[int] = []  # components placed on this node (set by the engine)
         self.win.Lock_all()
         self.bwin.Lock_all()
         self.win.Sync()
-        self.node.Barrier()
+        self._node_barrier()
 
-    def _open_pipes(self) -> None:
-        """One named pipe per local rank: a blocked read is how a rank waits."""
+    def _node_directory(self) -> str:
+        """A directory the leader makes for this node's pipes (and liveness marker)."""
         path = np.zeros(256, dtype=np.uint8)
         if self.nrank == 0:
             d = tempfile.mkdtemp(prefix="emu-sync-").encode()
             path[:len(d)] = np.frombuffer(d, dtype=np.uint8)
         self.node.Bcast(path, root=0)
-        self.pipe_dir = bytes(path).rstrip(b"\0").decode()
+        return bytes(path).rstrip(b"\0").decode()
+
+    def _open_pipes(self) -> None:
+        """One named pipe per local rank: a blocked read is how a rank waits."""
         mine = os.path.join(self.pipe_dir, str(self.nrank))
         os.mkfifo(mine)
         self.rfd = os.open(mine, os.O_RDWR)
-        self.node.Barrier()
+        self._node_barrier()
         self.wfds = [os.open(os.path.join(self.pipe_dir, str(i)), os.O_WRONLY | os.O_NONBLOCK)
                      for i in range(self.nsize)]
+
+    def _node_barrier(self) -> None:
+        """A barrier of this node's ranks that notices a dead one."""
+        req = self.node.Ibarrier()
+        backoff_wait(req.Test, self.live.check)
 
     def _sleep_until_woken(self, on_idle) -> None:
         """Block on the pipe; every few ms run `on_idle` so MPI makes progress on sends
@@ -129,12 +143,24 @@ class WindowSync:
         timeout = PIPE_NAP_S
         while not select.select([self.rfd], [], [], timeout)[0]:
             on_idle()
+            self.live.check()
             timeout = min(PIPE_NAP_MAX_S, timeout * 2)
         os.read(self.rfd, 1)
 
     def _wake(self, ranks) -> None:
         for i in ranks:
-            os.write(self.wfds[i], b"w")
+            try:
+                os.write(self.wfds[i], b"w")
+            except BrokenPipeError:   # its reader is gone: name it
+                self.live.check(now=True)
+                raise
+
+    def wait(self, done, on_idle) -> None:
+        """backoff_wait that also notices a dead rank this one waits for."""
+        def idle():
+            on_idle()
+            self.live.check()
+        backoff_wait(done, idle)
 
     # ------------------------------------------------------------------------------------
     def write_row(self, epoch: int, sent_counts: np.ndarray, next_times: tuple[int, int]) -> None:
@@ -167,7 +193,7 @@ class WindowSync:
                 self.win.Sync()
                 return int(self.arrive[self.active].min()) > epoch
 
-            backoff_wait(all_arrived, on_idle, NAP_S)
+            self.wait(all_arrived, on_idle)
             if self.multi_node:
                 self._leader_exchange(epoch, on_idle)
                 self.win.Sync()
@@ -194,7 +220,7 @@ class WindowSync:
         gmin = np.empty_like(nxt)
         reqs = [self.leaders.Iallreduce(summed, total, op=MPI.SUM),
                 self.leaders.Iallreduce(nxt, gmin, op=MPI.MIN)]
-        backoff_wait(lambda: MPI.Request.Testall(reqs), on_idle)
+        self.wait(lambda: MPI.Request.Testall(reqs), on_idle)
         W = self.world
         self.res_counts[p, :] = total[:W]
         self.pub[p].ravel()[:] = total[W:W + self.pub[p].size]
@@ -204,7 +230,7 @@ class WindowSync:
         if n:
             data = np.array(self.blob[p, :n]) if self.rank == 0 else np.empty(n, np.uint8)
             req = self.leaders.Ibcast(data, root=0)
-            backoff_wait(req.Test, on_idle)
+            self.wait(req.Test, on_idle)
             self.blob[p, :n] = data
 
     def set_dormant(self, dormant_node_ranks) -> None:
@@ -232,7 +258,7 @@ class WindowSync:
         def done():
             self.win.Sync()
             return bool(self.finished[0])
-        backoff_wait(done, None, DORMANT_NAP_S)
+        backoff_wait(done, self.live.check, DORMANT_NAP_S)
 
     def published(self, epoch: int) -> np.ndarray:
         """State published in `epoch` (read during epoch+1)."""
@@ -245,7 +271,7 @@ class WindowSync:
     def close(self) -> None:
         for fd in self.wfds + [self.rfd]:
             os.close(fd)
-        self.node.Barrier()
+        self._node_barrier()
         if self.nrank == 0:
             shutil.rmtree(self.pipe_dir, ignore_errors=True)
         self.win.Unlock_all()

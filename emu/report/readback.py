@@ -3,19 +3,28 @@ schema emu-results/1; older files lack `runs[i].timeline` and the shootdown late
 fields). A rendering or plot that needs a field an old file lacks names it, exit 2."""
 
 import json
+import os
 
 from emu.errors import EmuError
 from emu.results import SCHEMA
 
+MAX_RESULTS_BYTES = 256 << 20   # refused before reading: larger than any emu writes
+
 
 def load_results(path: str) -> dict:
     try:
-        with open(path) as f:
+        size = os.stat(path).st_size
+        if size > MAX_RESULTS_BYTES:
+            raise EmuError(f"{size} bytes: larger than any results file emu writes", path)
+        with open(path, encoding="utf-8") as f:
             doc = json.load(f)
     except OSError as exc:
         raise EmuError(f"cannot read results: {exc.strerror}", path) from None
     except json.JSONDecodeError as exc:
-        raise EmuError(f"not JSON: {exc.msg} at line {exc.lineno}", path) from None
+        raise EmuError(f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                       path) from None
+    except (UnicodeDecodeError, RecursionError):
+        raise EmuError("not JSON text", path) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
         raise EmuError("not an emu results file (no 'runs')", path)
     if doc.get("schema") != SCHEMA:

@@ -14,6 +14,8 @@ from emu.errors import EmuError
 from emu.scenario.defaults import DEFAULTS, FILE, MAPPING, OPS, PROCESS, STEP, THREAD
 
 BUILTIN = resources.files("emu.scenario") / "builtin"
+MAX_FILE_BYTES = 1 << 20    # scenario files are a few KiB; refuse before reading more
+MAX_INT = 1 << 62           # times and sizes live in int64 slots (INF is 1 << 62)
 
 
 def builtin_names() -> list[str]:
@@ -45,10 +47,7 @@ class _Where:
 def load_scenario(name_or_path: str, overrides: list[str] = ()) -> dict:
     """Return the validated scenario dict (defaults filled in)."""
     if name_or_path.endswith(".toml") or "/" in name_or_path:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise EmuError(f"no such scenario file: {name_or_path}")
-        text, shown = path.read_text(), str(path)
+        text, shown = _read(Path(name_or_path)), name_or_path
     else:
         if name_or_path not in builtin_names():
             raise EmuError(f"unknown scenario '{name_or_path}' "
@@ -58,6 +57,8 @@ def load_scenario(name_or_path: str, overrides: list[str] = ()) -> dict:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EmuError(f"malformed TOML: {exc}", shown) from None
+    except RecursionError:
+        raise EmuError("malformed TOML: nested too deeply", shown) from None
     where = _Where(shown, text)
     for item in overrides:
         _apply_override(raw, item)
@@ -71,6 +72,24 @@ def load_scenario(name_or_path: str, overrides: list[str] = ()) -> dict:
     if not scenario["scenario"]["name"]:
         scenario["scenario"]["name"] = Path(shown).stem
     return scenario
+
+
+def _read(path: Path) -> str:
+    """The file's text, refused before reading if it is not a small UTF-8 file."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise EmuError(f"not a scenario file: {path}")
+        if size > MAX_FILE_BYTES:
+            raise EmuError(f"{size} bytes: a scenario file has at most {MAX_FILE_BYTES}",
+                           str(path))
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EmuError(f"no such scenario file: {path}") from None
+    except OSError as exc:
+        raise EmuError(f"cannot read: {exc.strerror}", str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise EmuError(f"not UTF-8 text (byte {exc.start})", str(path)) from None
 
 
 _VAR = re.compile(r"\$\{(\w+)\}")
@@ -97,7 +116,7 @@ def _substitute(node, variables: dict, where):
 def _parse_value(text: str):
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text  # a bare string
 
 
@@ -109,6 +128,8 @@ def _apply_override(raw: dict, item: str) -> None:
     parts = key.strip().split(".")
     node = raw
     for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, (dict, list)):
+            raise EmuError(f"--set {key}: '{'.'.join(parts[:i])}' is not a table or list")
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 raise EmuError(f"--set {key}: no element {part} in '{'.'.join(parts[:i])}'")
@@ -121,6 +142,8 @@ def _apply_override(raw: dict, item: str) -> None:
                 node[part] = {}
             node = node[part]
     last = parts[-1]
+    if not isinstance(node, (dict, list)):
+        raise EmuError(f"--set {key}: '{'.'.join(parts[:-1])}' is not a table or list")
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
             raise EmuError(f"--set {key}: no element {last}")
@@ -139,11 +162,13 @@ def _typed(value, default, where: str):
             raise EmuError(f"expected an integer, got {value!r}", where)
         if value < 0:
             raise EmuError(f"must not be negative, got {value}", where)
+        if value > MAX_INT:
+            raise EmuError(f"must be at most 2**62, got {value}", where)
     elif isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise EmuError(f"expected a number, got {value!r}", where)
-        if value < 0:
-            raise EmuError(f"must not be negative, got {value}", where)
+        if not 0 <= value <= MAX_INT:   # also refuses nan (no comparison holds)
+            raise EmuError(f"must be a number from 0 to 2**62, got {value}", where)
         value = float(value)
     elif isinstance(default, str):
         if not isinstance(value, str):
@@ -169,18 +194,29 @@ def _table(raw, schema: dict, prefix: str, where) -> dict:
     return out
 
 
+def _array(raw: dict, key: str, where) -> list:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        raise EmuError(f"expected an array of tables ([[{key}]])", where(key))
+    return value
+
+
 def _validate(raw: dict, where) -> dict:
     top = {k: v for k, v in raw.items() if k not in ("file", "process")}
     scenario = _table(top, DEFAULTS, "", where)
-    files = [_table(f, FILE, f"file.{i}", where) for i, f in enumerate(raw.get("file", []))]
+    files = [_table(f, FILE, f"file.{i}", where) for i, f in enumerate(_array(raw, "file", where))]
     procs = []
-    for i, p in enumerate(raw.get("process", [])):
+    for i, p in enumerate(_array(raw, "process", where)):
         proc = _table(p, PROCESS, f"process.{i}", where)
         proc["mappings"] = [_table(m, MAPPING, f"process.{i}.mappings.{j}", where)
                             for j, m in enumerate(proc["mappings"])]
         threads = []
         for j, t in enumerate(proc["threads"]):
             th = _table(t, THREAD, f"process.{i}.threads.{j}", where)
+            if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < MAX_INT
+                       for c in th["cpus"]):
+                raise EmuError("expected a list of CPU numbers",
+                               where(f"process.{i}.threads.{j}.cpus"))
             th["steps"] = [_table(s, STEP, f"process.{i}.threads.{j}.steps.{k}", where)
                            for k, s in enumerate(th["steps"])]
             threads.append(th)
@@ -221,6 +257,13 @@ def _check_references(sc: dict, where) -> None:
         raise EmuError("must be positive", where("scenario.quantum_ns"))
     if sc["machine"]["dram_pages"] <= 0:
         raise EmuError("must be positive", where("machine.dram_pages"))
+    for tlb in ("dtlb", "itlb", "stlb"):
+        entries, ways = sc["machine"][f"{tlb}_entries"], sc["machine"][f"{tlb}_ways"]
+        if ways <= 0 or entries <= 0 or entries % ways:
+            raise EmuError(f"{entries} entries cannot be split into sets of {ways} ways",
+                           where(f"machine.{tlb}_ways"))
+    if sc["machine"]["pcid_slots"] <= 0:
+        raise EmuError("must be positive", where("machine.pcid_slots"))
     from emu.policy.luf import TEST_POINTS
     for point in filter(None, sc["kernel"]["luf_test_disable"].split(",")):
         if point not in TEST_POINTS:

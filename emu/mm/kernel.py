@@ -61,8 +61,9 @@ class Kernel:
                 if v.mapped or self.vma_of[vp] is None:
                     self.vma_of[vp] = v
                 self.mm_of[vp] = v.mm
-        self.vma_mapped = {id(v): v.mapped for v in layout.vmas}
-        self.vma_prot = {id(v): v.prot for v in layout.vmas}
+        self.mapped = bytearray(layout.nr_vpages)   # 1 where vma_of[vp] is mapped now
+        self.prot = bytearray(layout.nr_vpages)     # its PROT bits (mm_types.PROT_BITS)
+        self.pte_tables: set[tuple[int, int]] = set()   # (mm, index) of allocated PTE tables
         self.vmstat = dict.fromkeys(VMSTAT, 0)
         self.shootdown_sources = dict.fromkeys(SOURCES, 0)   # flush requests with IPIs
         self.ipis_by_source = dict.fromkeys(SOURCES, 0)
@@ -103,6 +104,8 @@ class Kernel:
         self.R.set(PTE, vpage, pte)
 
     def map_page(self, vpage: int, pfn: int, writable: bool) -> None:
+        mm = self.mm_of[vpage]
+        self.pte_tables.add((mm, (vpage - self.layout.mm_base[mm]) >> 9))   # pte_alloc()
         self.set_pte(vpage, make_pte(pfn, writable))
         self.folios[pfn].mapcount.append(vpage)
 

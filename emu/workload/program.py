@@ -5,13 +5,17 @@ Actions the CPU executes:
     ("syscall", op, args)               handled by the coordinator; the thread waits
     ("sleep", ns)
     ("exit",)
+
+A loop step runs its body `repeat` times; a count step adds one to the thread's
+iteration counter (will-it-scale's `(*iterations)++`), and the thread exits once it has
+counted `iterations`. mmap/munmap/mprotect/madvise act on `pages` pages from `offset`
+within the mapping; with `cursor` the range moves on by `pages` each time the step runs.
 """
 
 import numpy as np
 
+from emu.mm.mm_types import PROT_BITS
 from emu.workload.patterns import access_kinds, page_sequence
-
-PROT_BITS = {"none": 0, "r": 1, "rw": 3, "rx": 5}
 
 
 class Thread:
@@ -31,13 +35,14 @@ class Thread:
         self.wake_at = 0
         self.exit_ns = -1
         self.tags: dict[str, list[int]] = {}   # tag -> completion times
+        self.iterations = 0       # count steps run
 
     def _vma(self, name: str):
         return self.layout.vma_by_mm_name[(self.mm, name)]
 
     def _touch(self, step: dict) -> tuple:
         vma = self._vma(step["mapping"])
-        first, npages = vma.start, vma.pages
+        first, npages = vma.start + step["offset"], vma.pages - step["offset"]
         if step["part"] == "thread":
             lo = npages * self.index // self.nthreads
             hi = npages * (self.index + 1) // self.nthreads
@@ -59,31 +64,53 @@ class Thread:
         if op in ("write", "truncate"):
             return ("syscall", op, (self.file_ids[step["file"]], step["offset"], step["pages"]))
         vma = self._vma(step["mapping"])
-        if op == "mprotect":
-            return ("syscall", op, (vma.idx, PROT_BITS[step["prot"]]))
-        if op == "mmap":
-            return ("syscall", op, (vma.idx, int(step["fixed"])))
-        if op == "madvise":
-            return ("syscall", op, (vma.idx, step["advice"]))
-        return ("syscall", op, (vma.idx,))
+        first, npages = self.range_of(step, vma.pages)
+        extra = (PROT_BITS[step["prot"]] if op == "mprotect" else int(step["fixed"])
+                 if op == "mmap" else step["advice"] if op == "madvise" else 0)
+        return ("syscall", op, (vma.idx, extra, first, npages))
+
+    def range_of(self, step: dict, size: int) -> tuple[int, int]:
+        """(first page within the mapping, pages) of a range step; a cursor moves on."""
+        npages = step["pages"] or size - step["offset"]
+        if not step["cursor"]:
+            return step["offset"], npages
+        key = id(step)
+        at = self.cursors.get(key, 0)
+        self.cursors[key] = (at + npages) % (size - step["offset"])
+        return step["offset"] + at, npages
 
     def _actions(self):
         spec = self.spec
-        forever = spec["daemon"] and spec["repeat"] == 0
+        forever = spec["repeat"] == 0
         n = 0
         while forever or n < spec["repeat"]:
-            for step in spec["steps"]:
-                op = step["op"]
-                if op in ("touch", "spin"):
-                    yield self._touch(step)
-                elif op == "sleep":
-                    yield ("sleep", step["ns"])
-                else:
-                    yield self._syscall(step)
-                if step["tag"]:
-                    yield ("tag", step["tag"])
+            if (yield from self._run(spec["steps"])):
+                break
             n += 1
         yield ("exit",)
+
+    def _run(self, steps: list[dict]):
+        """Yield the actions of a step list; True once the iteration limit is reached."""
+        limit = self.spec["iterations"]
+        for step in steps:
+            op = step["op"]
+            if op in ("touch", "spin"):
+                yield self._touch(step)
+            elif op == "sleep":
+                yield ("sleep", step["ns"])
+            elif op == "loop":
+                for _ in range(step["repeat"]):
+                    if (yield from self._run(step["steps"])):
+                        return True
+            elif op == "count":
+                self.iterations += 1
+                if self.iterations == limit:
+                    return True
+            else:
+                yield self._syscall(step)
+            if step["tag"]:
+                yield ("tag", step["tag"])
+        return False
 
     def next_action(self) -> tuple:
         self.action = next(self.program)

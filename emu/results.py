@@ -41,6 +41,8 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
     per_cpu["nr_tlb_remote_flush"][0] += coord["kthread"]["nr_tlb_remote_flush"]
     per_cpu["ipi_sent"][0] += coord["kthread"]["ipi_sent"]
     vmstat = {k: sum(per_cpu[k]) for k in VMSTAT_TLB}
+    causes = {k: sum(cpus[c]["stats"][k] for c in range(ncpus))
+              for k in ("miss_first_touch", "miss_flush_refill", "miss_hot_refill")}
     vmstat.update(coord["vmstat"])
     oracle = {"checked": 0, "violations": 0, "by_kind": {}, "first": []}
     for c in range(ncpus):
@@ -83,6 +85,11 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
         "quantum_ns": sc["scenario"]["quantum_ns"],
         "runtime_ns": runtime,
         "iterations": sum(t["iterations"] for t in threads.values()),   # count steps run
+        "tlb_miss_causes": {            # page walks (dTLB + iTLB misses) by why they walk
+            "first_touch_or_capacity": causes["miss_first_touch"],
+            "refill_after_flush": causes["miss_flush_refill"] + causes["miss_hot_refill"],
+            "hot_set_refill": causes["miss_hot_refill"],      # part of refill_after_flush
+        },
         "processes": processes,
         "per_cpu": per_cpu,
         "vmstat": vmstat,

@@ -95,6 +95,7 @@ THREAD = {
     "repeat": 1,             # times the step list runs; 0 with daemon or iterations: no limit
     "daemon": False,         # runs until all non-daemon threads exit
     "iterations": 0,         # exit once the count steps counted this many (0: no limit)
+    "hot": [],               # pages used continuously (HOT entries): code, stack, hot data
     "steps": [],
 }
 
@@ -122,6 +123,14 @@ STEP = {
     "ns": 0,                 # for sleep
     "tag": "",               # a label the report uses (e.g. "token")
     "segv": "error",         # touch of an unmapped address: error | skip (a SIGSEGV handler)
+}
+
+HOT = {                      # an entry of a thread's hot working set
+    "mapping": "",
+    "offset": 0,
+    "pages": 0,              # 0: the whole mapping from offset, or my part
+    "part": "all",           # all | thread: split the mapping between the threads
+    "access": "read",        # read | write | exec
 }
 
 OPS = ("touch", "spin", "mmap", "munmap", "mprotect", "madvise", "write", "truncate", "sleep",

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from emu.errors import EmuError
-from emu.scenario.defaults import DEFAULTS, FILE, MAPPING, OPS, PROCESS, RANGE_OPS, STEP, THREAD
+from emu.scenario.defaults import DEFAULTS, FILE, HOT, MAPPING, OPS, PROCESS, RANGE_OPS, STEP, THREAD
 from emu.scenario.tasks import expand_tasks
 
 BUILTIN = resources.files("emu.scenario") / "builtin"
@@ -184,6 +184,8 @@ def _validate(raw: dict, where) -> dict:
         for j, t in enumerate(proc["threads"]):
             th = _table(t, THREAD, f"process.{i}.threads.{j}", where)
             th["steps"] = _steps(th["steps"], f"process.{i}.threads.{j}", where)
+            th["hot"] = [_table(h, HOT, f"process.{i}.threads.{j}.hot.{k}", where)
+                         for k, h in enumerate(th["hot"])]
             threads.append(th)
         proc["threads"] = threads
         procs.append(proc)
@@ -266,6 +268,18 @@ def _check_references(sc: dict, where) -> None:
                 raise EmuError("0 (no limit) needs daemon = true or iterations > 0",
                                where(f"{key}.repeat"))
             _check_steps(t["steps"], f"{key}", maps, files, where)
+            for k, h in enumerate(t["hot"]):
+                if h["mapping"] not in maps:
+                    raise EmuError(f"unknown mapping '{h['mapping']}'",
+                                   where(f"{key}.hot.{k}.mapping"))
+                if h["access"] not in ("read", "write", "exec"):
+                    raise EmuError(f"unknown access '{h['access']}' (read, write or exec)",
+                                   where(f"{key}.hot.{k}.access"))
+                if h["part"] not in ("all", "thread"):
+                    raise EmuError(f"unknown part '{h['part']}' (all or thread)",
+                                   where(f"{key}.hot.{k}.part"))
+                _check_range(dict(h, op="munmap", cursor=False), maps[h["mapping"]],
+                             f"{key}.hot.{k}", where)
 
 
 def _check_steps(steps: list[dict], prefix: str, maps: dict, files: dict, where) -> None:

@@ -67,6 +67,8 @@ def _task_thread(t: dict, i: int, used: set, rename: bool) -> dict:
     out = copy.deepcopy(t)
     base = t["cpus"][0] if t["cpus"] else t["cpus_from"]
     out["cpus"], out["cpus_from"] = [base + i], 0
+    for h in out["hot"]:
+        h["mapping"] = _name(h["mapping"], i, rename)
     for s in _walk(out["steps"]):
         s["mapping"] = _name(s["mapping"], i, rename)
         if s["file"] in used:

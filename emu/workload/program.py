@@ -15,7 +15,7 @@ within the mapping; with `cursor` the range moves on by `pages` each time the st
 import numpy as np
 
 from emu.mm.mm_types import PROT_BITS
-from emu.workload.patterns import access_kinds, page_sequence
+from emu.workload.patterns import ACCESS, access_kinds, page_sequence
 
 
 class Thread:
@@ -36,17 +36,31 @@ class Thread:
         self.exit_ns = -1
         self.tags: dict[str, list[int]] = {}   # tag -> completion times
         self.iterations = 0       # count steps run
+        self.hot = [v for h in spec["hot"] for v in self._hot_pages(h)]
+        self.hot_at = None        # (PCID slot, epoch) its hot set was last walked into
 
     def _vma(self, name: str):
         return self.layout.vma_by_mm_name[(self.mm, name)]
 
-    def _touch(self, step: dict) -> tuple:
+    def _part(self, step: dict) -> tuple[int, int]:
+        """(first vpage, pages) a step or hot entry covers: from its offset, or my part."""
         vma = self._vma(step["mapping"])
         first, npages = vma.start + step["offset"], vma.pages - step["offset"]
         if step["part"] == "thread":
             lo = npages * self.index // self.nthreads
             hi = npages * (self.index + 1) // self.nthreads
             first, npages = first + lo, max(1, hi - lo)
+        return first, npages
+
+    def _hot_pages(self, h: dict) -> list[tuple[int, int]]:
+        """(vpage, access kind) of one hot-set entry."""
+        first, npages = self._part(h)
+        kind = ACCESS[h["access"]]
+        return [(v, kind) for v in range(first, first + (h["pages"] or npages))]
+
+    def _touch(self, step: dict) -> tuple:
+        vma = self._vma(step["mapping"])
+        first, npages = self._part(step)
         count = step["pages"] or npages
         key = id(step)
         vpages, self.cursors[key] = page_sequence(step["pattern"], first, npages, count,

@@ -31,7 +31,7 @@ VMSTAT = ("pgfault", "pgmajfault", "pgalloc", "pgfree", "allocstall", "pgscan_ks
           "kswapd_wakeups")
 
 # Where shootdowns come from, for the report's breakdown
-SOURCES = ("munmap", "madvise", "mprotect", "mmap", "truncate", "reclaim", "demotion",
+SOURCES = ("munmap", "madvise", "mprotect", "mmap", "cow", "truncate", "reclaim", "demotion",
            "promotion", "numa_scan", "migrate", "luf_takeoff", "luf_hook",
            "batched_pending", "ideal", "other")
 

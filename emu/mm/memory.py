@@ -110,6 +110,7 @@ def do_cow_fault(k, task, vma, vpage: int):
     k.lru_add(pfn)
     if had >= 0:                               # the old read-only entry must go
         from emu.mm.tlb import flush_tlb_mm_range
+        task.source = "cow"
         yield from flush_tlb_mm_range(k, task, vma.mm, vpage, 1, False)
 
 

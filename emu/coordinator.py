@@ -56,7 +56,6 @@ class Coordinator(Component):
         boot = Process(0, KTHREAD_CPU, "boot", True, -1)
         for vma in self.k.layout.vmas:
             if vma.mapped:
-                self.k.vma_mapped[id(vma)] = False
                 for _ in mmap.do_mmap(self.k, boot, vma, False):
                     pass
 
@@ -163,7 +162,7 @@ class Coordinator(Component):
             fn = filemap.generic_perform_write if op == "write" else filemap.truncate_pagecache
             yield from fn(k, task, *args)
             return
-        vma = k.layout.vmas[args[0]]
+        vma, extra, first, npages = k.layout.vmas[args[0]], args[1], args[2], args[3]
         if op in ("mmap", "munmap"):
             mm = k.mms[vma.mm]
             while mm.mmap_locked:
@@ -171,17 +170,17 @@ class Coordinator(Component):
             mm.mmap_locked = True
             try:
                 if op == "mmap":
-                    yield from mmap.do_mmap(k, task, vma, bool(args[1]))
+                    yield from mmap.do_mmap(k, task, vma, bool(extra), first, npages)
                 else:
-                    yield from mmap.do_munmap(k, task, vma)
+                    yield from mmap.do_munmap(k, task, vma, first, npages)
             finally:
                 mm.mmap_locked = False
                 self.runner.notify(("mmap_lock", mm.id), task.t)
         elif op == "mprotect":
-            yield from mprotect.do_mprotect(k, task, vma, args[1])
+            yield from mprotect.do_mprotect(k, task, vma, extra, first, npages)
         elif op == "madvise":
-            advise = madvise.madvise_pageout if args[1] == "pageout" else madvise.madvise_dontneed
-            yield from advise(k, task, vma)
+            advise = madvise.madvise_pageout if extra == "pageout" else madvise.madvise_dontneed
+            yield from advise(k, task, vma, first, npages)
 
     def serves_thread(self, task) -> bool:
         """Whether `task` runs for a (non-daemon) thread, whose runtime its waits delay."""

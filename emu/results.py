@@ -34,6 +34,8 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
     per_cpu = {k: initiator[k] if k in initiator else [cpus[c]["stats"][k] for c in range(ncpus)]
                for k in PER_CPU}
     vmstat = {k: sum(per_cpu[k]) for k in VMSTAT_TLB}
+    causes = {k: sum(cpus[c]["stats"][k] for c in range(ncpus))
+              for k in ("miss_first_touch", "miss_flush_refill", "miss_hot_refill")}
     vmstat.update(coord["vmstat"])
     oracle = {"checked": 0, "violations": 0, "by_kind": {}, "first": []}
     for c in range(ncpus):
@@ -78,6 +80,12 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
         "ranks": ranks,
         "quantum_ns": sc["scenario"]["quantum_ns"],
         "runtime_ns": runtime,
+        "iterations": sum(t["iterations"] for t in threads.values()),   # count steps run
+        "tlb_miss_causes": {            # page walks (dTLB + iTLB misses) by why they walk
+            "first_touch_or_capacity": causes["miss_first_touch"],
+            "refill_after_flush": causes["miss_flush_refill"] + causes["miss_hot_refill"],
+            "hot_set_refill": causes["miss_hot_refill"],      # part of refill_after_flush
+        },
         "processes": processes,
         "per_cpu": per_cpu,
         "vmstat": vmstat,

@@ -162,7 +162,7 @@ def _cpu_result(c) -> dict:
     threads = {}
     for th in c.threads.values():
         threads[th.tid] = {"mm": th.mm, "daemon": th.daemon, "exit_ns": th.exit_ns,
-                           "tags": th.tags}
+                           "tags": th.tags, "iterations": th.iterations}
     return {"stats": c.stats, "oracle": {"checked": c.oracle.checked,
                                          "violations": c.oracle.violations,
                                          "by_kind": c.oracle.by_kind,

@@ -21,8 +21,11 @@ from emu.workload.patterns import EXEC, READ, WRITE
 STATS = ("tlb_shootdowns", "dtlb_load_misses", "dtlb_store_misses", "itlb_load_misses",
          "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all", "nr_tlb_local_flush_one",
          "tlb_flush_on_switch", "page_faults", "context_switches", "accesses", "idle_ns",
-         "ipi_handler_ns", "segv_skipped")
+         "ipi_handler_ns", "segv_skipped", "miss_first_touch", "miss_flush_refill",
+         "miss_hot_refill")
+LOST = (-1, -1)                  # Thread.hot_at after an INVLPG hit one of its hot pages
 
+VPAGE_MASK = (1 << VPAGE_BITS) - 1
 YOUNG_REPORT_PAGES = 64          # accessed-bit reports: at least this many pages...
 YOUNG_REPORT_NS = 50_000         # ...or this much simulated time since the last report
 
@@ -62,6 +65,8 @@ class Cpu(Component):
         self.oracle_on = sc["oracle"]["enabled"]
         self.young: set[int] = set()
         self.young_sent_at = 0
+        self.hot_threads = [t for t in threads if t.hot]
+        self.miss_cause = ""             # set while the hot set is walked back in
         self.live = sum(1 for t in threads if not t.daemon)
         self.daemons_left = sum(1 for t in threads if t.daemon)
 
@@ -71,6 +76,9 @@ class Cpu(Component):
         self.clock += self.cost["full_flush_ns"]
 
     def invlpg_range(self, start: int, npages: int) -> None:
+        for th in self.hot_threads:
+            if th.mm == self.loaded_mm and any(start <= v < start + npages for v, _ in th.hot):
+                th.hot_at = LOST
         tag = self._tag()
         for v in range(start, start + npages):
             k = tlb_key(tag, v)
@@ -288,6 +296,8 @@ class Cpu(Component):
 
     def _touch(self, th, act, limit: int) -> bool:
         """Run accesses of a touch action until `limit`; True when the action is done."""
+        if th.hot and th.hot_at != self._slot_epoch() and not self._hot_refill(th):
+            return False
         vpages, kinds, work = act[1], act[2], act[3]
         single = isinstance(kinds, int)
         n = len(vpages)
@@ -330,8 +340,46 @@ class Cpu(Component):
         self.clock += self.mem_ns[0 if (pte >> 2) < self.dram_pages else 1]
         return True
 
+    # -- the hot working set ---------------------------------------------------------------
+    def _slot_epoch(self) -> tuple[int, int]:
+        return self.loaded_slot, self.slots[self.loaded_slot][2]
+
+    def _hot_refill(self, th) -> bool:
+        """The thread's hot pages are used continuously, so they cost nothing while its
+        PCID slot keeps them; after a full flush of the slot (a new epoch) or an INVLPG of
+        one of them, its next step walks each one missing from the TLBs again: one page
+        walk each, charged and counted as a miss. False if a walk faulted (resumed later)."""
+        self.miss_cause = "miss_first_touch" if th.hot_at is None else "miss_hot_refill"
+        try:
+            tag = self._tag()
+            for vpage, kind in th.hot:
+                key = tlb_key(tag, vpage)
+                l1 = self.itlb if kind == EXEC else self.dtlb
+                if l1.lookup(key, vpage) is None:
+                    entry = self.stlb.lookup(key, vpage) or \
+                        self._fill(self.stlb, th, key, vpage, kind)
+                    if entry is None:
+                        return False
+                    l1.insert(key, vpage, entry)
+        finally:
+            self.miss_cause = ""
+        th.hot_at = self._slot_epoch()
+        return True
+
+    def _flushed(self, vpage: int) -> bool:
+        """Whether the STLB still holds a stale entry for `vpage` from an older epoch of
+        the loaded PCID slot: the translation was lost to a full flush, not to capacity."""
+        want = self.loaded_slot
+        for key in self.stlb.sets[vpage % self.stlb.nsets]:
+            if key & VPAGE_MASK == vpage and key >> (VPAGE_BITS + 24) == want:
+                return True
+        return False
+
     def _fill(self, stlb, th, key: int, vpage: int, kind: int):
         """Walk the page table into the STLB; None if the walk faulted."""
+        cause = self.miss_cause or ("miss_flush_refill" if self._flushed(vpage)
+                                    else "miss_first_touch")
+        self.stats[cause] += 1
         entry = self._walk(th, vpage, kind)
         if entry is not None:
             stlb.insert(key, vpage, entry)

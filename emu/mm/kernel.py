@@ -31,7 +31,7 @@ VMSTAT = ("pgfault", "pgmajfault", "pgalloc", "pgfree", "allocstall", "pgscan_ks
           "kswapd_wakeups")
 
 # Where shootdowns come from, for the report's breakdown
-SOURCES = ("munmap", "madvise", "mprotect", "mmap", "truncate", "reclaim", "demotion",
+SOURCES = ("munmap", "madvise", "mprotect", "mmap", "cow", "truncate", "reclaim", "demotion",
            "promotion", "numa_scan", "migrate", "luf_takeoff", "luf_hook",
            "batched_pending", "ideal", "other")
 
@@ -61,8 +61,9 @@ class Kernel:
                 if v.mapped or self.vma_of[vp] is None:
                     self.vma_of[vp] = v
                 self.mm_of[vp] = v.mm
-        self.vma_mapped = {id(v): v.mapped for v in layout.vmas}
-        self.vma_prot = {id(v): v.prot for v in layout.vmas}
+        self.mapped = bytearray(layout.nr_vpages)   # 1 where vma_of[vp] is mapped now
+        self.prot = bytearray(layout.nr_vpages)     # its PROT bits (mm_types.PROT_BITS)
+        self.pte_tables: set[tuple[int, int]] = set()   # (mm, index) of allocated PTE tables
         self.vmstat = dict.fromkeys(VMSTAT, 0)
         # folios unmapped by batched reclaim/migration: all PTEs read-only, or not
         self.unmap_ro_rw = {"ro": 0, "rw": 0}
@@ -98,6 +99,8 @@ class Kernel:
         self.R.set(PTE, vpage, pte)
 
     def map_page(self, vpage: int, pfn: int, writable: bool) -> None:
+        mm = self.mm_of[vpage]
+        self.pte_tables.add((mm, (vpage - self.layout.mm_base[mm]) >> 9))   # pte_alloc()
         self.set_pte(vpage, make_pte(pfn, writable))
         self.folios[pfn].mapcount.append(vpage)
 

@@ -1,17 +1,18 @@
-"""mm/madvise.c: MADV_DONTNEED zaps the range (anonymous pages are freed after the
-flush; the next touch gets a new zero-filled page); MADV_PAGEOUT reclaims the range's
-file pages now through the reclaim path (reclaim_pages(): batched flush, so LUF applies)."""
+"""mm/madvise.c on a range of pages within a mapping: MADV_DONTNEED zaps it through an
+mmu_gather (zap_page_range_single(): anonymous pages are freed after the flush; the next
+touch gets a new zero-filled page); MADV_PAGEOUT reclaims the range's file pages now
+through the reclaim path (reclaim_pages(): batched flush, so LUF applies)."""
 
-from emu.mm.memory import zap_page_range
+from emu.mm.mmu_gather import MmuGather, zap_page_range
 from emu.mm.replica import pte_pfn
-from emu.mm.tlb import flush_tlb_mm_range
 from emu.mm.vmscan import reclaim_folio_list
 
 
-def madvise_pageout(k, task, vma):
+def madvise_pageout(k, task, vma, first: int = 0, npages: int = 0):
     """Isolate the file folios mapped only here and reclaim them (swap is off)."""
+    npages = npages or vma.pages - first
     pfns = []
-    for vp in range(vma.start, vma.start + vma.pages):
+    for vp in range(vma.start + first, vma.start + first + npages):
         pte = k.R.pte[vp]
         if pte < 0:
             continue
@@ -23,13 +24,12 @@ def madvise_pageout(k, task, vma):
     k.vmstat["pgsteal_direct"] += yield from reclaim_folio_list(k, task, pfns)
 
 
-def madvise_dontneed(k, task, vma):
+def madvise_dontneed(k, task, vma, first: int = 0, npages: int = 0):
+    npages = npages or vma.pages - first
     mm = k.mms[vma.mm]
     yield from k.policy.flush_tlb_batched_pending(task, mm)
     yield from k.policy.tlb_end_vma(task, vma)
-    to_free, lo, hi = zap_page_range(k, vma, vma.start, vma.pages)
-    if lo >= 0:
-        task.source = "madvise"
-        yield from flush_tlb_mm_range(k, task, vma.mm, lo, hi - lo + 1, False)
-    for pfn in to_free:
-        k.free_folio(pfn, task.cpu)
+    task.source = "madvise"
+    tlb = MmuGather(k, task, vma.mm)
+    yield from zap_page_range(k, tlb, vma.start + first, npages)
+    yield from tlb.finish()

@@ -17,8 +17,9 @@ class SegFault(EmuError):
     """An access the kernel would answer with SIGSEGV."""
 
 
-def vma_writable(k, vma) -> bool:
-    return "w" in k.vma_prot[id(vma)]
+def writable(k, vpage: int) -> bool:
+    """The page's mapping allows writes (its PROT bits, as mmap/mprotect set them)."""
+    return bool(k.prot[vpage] & 2)
 
 
 def handle_mm_fault(k, task, vpage: int, access: int):
@@ -32,11 +33,11 @@ def handle_mm_fault(k, task, vpage: int, access: int):
     while mm.mmap_locked:                      # mmap/munmap in progress: mmap_lock
         yield Wait(("mmap_lock", mm.id))
         vma = k.vma_of[vpage]
-    if not k.vma_mapped[id(vma)] or k.vma_prot[id(vma)] == "none":
+    if not k.mapped[vpage] or not k.prot[vpage]:
         raise SegFault(f"a thread of '{mm.name}' touched '{vma.name}', which is not mapped "
                        "or PROT_NONE at that time (segmentation fault)", "scenario")
     write = access == WRITE
-    if write and not vma_writable(k, vma):
+    if write and not writable(k, vpage):
         raise EmuError(f"a thread of '{k.mms[vma.mm].name}' wrote to read-only mapping "
                        f"'{vma.name}' (segmentation fault)", "scenario")
     yield from k.policy.fault(task, vma, write, False)
@@ -92,19 +93,20 @@ def do_anonymous_page(k, task, vma, vpage: int):
     folio = k.folios[pfn]
     folio.cid, folio.anon, folio.file = cid, True, -1
     k.place_content(pfn, cid)
-    writable = vma_writable(k, vma)
-    if writable:
+    can_write = writable(k, vpage)
+    if can_write:
         yield from k.policy.write_fault(task, k.mms[vma.mm], folio)
-    k.map_page(vpage, pfn, writable)
+    k.map_page(vpage, pfn, can_write)
     k.young[vpage] = 1
     k.lru_add(pfn)
 
 
 def do_cow_fault(k, task, vma, vpage: int):
-    """Write to a private file mapping: copy the file page into a new anonymous page."""
-    old = k.R.pte[vpage]
-    if old < 0:
-        yield from filemap.filemap_fault(k, task, vma, vpage, False)
+    """Write to a private file mapping: copy the file page into a new anonymous page.
+    With no PTE yet (do_cow_fault()) the file page is only read, never mapped, so
+    nothing is flushed; a read-only PTE being replaced (wp_page_copy()) is flushed."""
+    if k.R.pte[vpage] < 0:
+        yield from filemap.page_cache_read(k, task, vma.file, vpage - vma.start, task.tid)
     pfn = yield from alloc_pages(k, task)
     yield Delay(k.cost["migrate_copy_ns"])
     cid = k.layout.anon_cid(vpage)
@@ -120,29 +122,14 @@ def do_cow_fault(k, task, vma, vpage: int):
     k.lru_add(pfn)
     if had >= 0:                               # the old read-only entry must go
         from emu.mm.tlb import flush_tlb_mm_range
+        task.source = "cow"
         yield from flush_tlb_mm_range(k, task, vma.mm, vpage, 1, False)
 
 
-def zap_page_range(k, vma, first: int, npages: int) -> tuple[list[int], int, int]:
-    """zap_pte_range(): clear PTEs; return (anonymous frames to free after the flush,
-    lowest and highest vpage actually cleared, or -1 if none was present)."""
-    to_free, lo, hi = [], -1, -1
-    for vp in range(first, first + npages):
-        pte = k.unmap_pte(vp)
-        if pte < 0:
-            continue
-        lo = vp if lo < 0 else lo
-        hi = vp
-        folio = k.folios[pte_pfn(pte)]
-        if folio.anon and not folio.mapcount:
-            to_free.append(folio.pfn)
-    return to_free, lo, hi
-
-
-def populate(k, task, vma):
+def populate(k, task, start: int, npages: int):
     """MAP_POPULATE: fault every page in (reads; writes for writable anonymous memory)."""
-    access = WRITE if vma.kind == "anon" and vma_writable(k, vma) else 0
-    for vp in range(vma.start, vma.start + vma.pages):
+    for vp in range(start, start + npages):
         if k.R.pte[vp] < 0:
-            yield from handle_mm_fault(k, task, vp, access)
+            anon_rw = k.vma_of[vp].kind == "anon" and writable(k, vp)
+            yield from handle_mm_fault(k, task, vp, WRITE if anon_rw else 0)
 

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+PROT_BITS = {"none": 0, "r": 1, "rw": 3, "rx": 5}   # PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4
+
 
 @dataclass
 class MmStruct:
@@ -14,6 +16,7 @@ class MmStruct:
     tlb_flush_batched_flushed: int = 0   # ... and flushed halves
     numa_scan_offset: int = 0
     mmap_locked: bool = False        # mmap_lock held for write by mmap/munmap
+    tlb_flush_pending: int = 0       # mmu_gathers in progress (mm_tlb_flush_nested())
     luf: object = None               # policy state folded into the mm (LUF)
 
 

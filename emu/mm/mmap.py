@@ -1,10 +1,10 @@
-"""mm/mmap.c and mm/vma.c: mmap (with MAP_FIXED and MAP_POPULATE) and munmap."""
+"""mm/mmap.c and mm/vma.c: mmap (with MAP_FIXED and MAP_POPULATE) and munmap of a
+range of pages within a mapping."""
 
 from emu.errors import EmuError
-from emu.mm.memory import populate, zap_page_range
-from emu.mm.tlb import flush_tlb_mm_range
-
-PAGES_PER_PTE_TABLE = 512
+from emu.mm.memory import populate
+from emu.mm.mm_types import PROT_BITS
+from emu.mm.mmu_gather import MmuGather, free_pgtables, zap_page_range
 
 
 def content_of(k, vma, vpage: int) -> int:
@@ -13,40 +13,47 @@ def content_of(k, vma, vpage: int) -> int:
     return k.layout.file_cid(vma.file, vpage - vma.start)
 
 
-def do_munmap(k, task, vma):
-    """Zap the range, flush (freed_tables only when a whole page table goes), free."""
+def do_munmap(k, task, vma, first: int = 0, npages: int = 0):
+    """unmap_region() of `npages` pages (0: to the end) from page `first` of `vma`: zap
+    through an mmu_gather, free the page tables nobody else uses, tlb_finish_mmu()."""
+    npages = npages or vma.pages - first
+    start = vma.start + first
     mm = k.mms[vma.mm]
     yield from k.policy.flush_tlb_batched_pending(task, mm)
     yield from k.policy.tlb_end_vma(task, vma)
-    to_free, lo, hi = zap_page_range(k, vma, vma.start, vma.pages)
-    for vp in range(vma.start, vma.start + vma.pages):
-        k.set_vcid(vp, -1)
-    k.vma_mapped[id(vma)] = False
-    freed_tables = vma.pages >= PAGES_PER_PTE_TABLE
-    if lo >= 0 or freed_tables:
-        task.source = "munmap"
-        first = lo if lo >= 0 else vma.start
-        yield from flush_tlb_mm_range(k, task, vma.mm, first, (hi - first + 1) if lo >= 0
-                                      else vma.pages, freed_tables)
-    for pfn in to_free:
-        k.free_folio(pfn, task.cpu)
+    task.source = "munmap"
+    tlb = MmuGather(k, task, vma.mm)
+    yield from zap_page_range(k, tlb, start, npages)
+    for vp in range(start, start + npages):
+        if k.vma_of[vp] is vma and k.mapped[vp]:
+            k.set_vcid(vp, -1)
+            k.mapped[vp] = 0
+    free_pgtables(k, tlb, start, npages)
+    yield from tlb.finish()
 
 
-def do_mmap(k, task, vma, fixed: bool):
-    """Map `vma`; with MAP_FIXED, whatever is mapped over its range is unmapped first."""
-    for other in k.mms[vma.mm].vmas:
-        if other is not vma and k.vma_mapped[id(other)] and \
-                other.start < vma.start + vma.pages and vma.start < other.start + other.pages:
-            if not fixed:
-                raise EmuError(f"mmap of '{vma.name}' overlaps mapped '{other.name}' "
-                               "(set fixed = true for MAP_FIXED)", "scenario")
-            yield from do_munmap(k, task, other)
-    if k.vma_mapped[id(vma)]:
-        raise EmuError(f"mmap of '{vma.name}', which is already mapped", "scenario")
-    k.vma_mapped[id(vma)] = True
-    k.vma_prot[id(vma)] = vma.prot
-    for vp in range(vma.start, vma.start + vma.pages):
+def do_mmap(k, task, vma, fixed: bool, first: int = 0, npages: int = 0):
+    """Map `npages` pages (0: to the end) from page `first` of `vma`; with MAP_FIXED,
+    whatever is mapped over that range is unmapped first."""
+    npages = npages or vma.pages - first
+    start, end = vma.start + first, vma.start + first + npages
+    vp = start
+    while vp < end:                        # runs of pages mapped by one mapping
+        if not k.mapped[vp]:
+            vp += 1
+            continue
+        other, run = k.vma_of[vp], vp
+        if not fixed:
+            raise EmuError(f"mmap of '{vma.name}' overlaps mapped '{other.name}' "
+                           "(set fixed = true for MAP_FIXED)", "scenario")
+        while vp < end and k.mapped[vp] and k.vma_of[vp] is other:
+            vp += 1
+        yield from do_munmap(k, task, other, run - other.start, vp - run)
+    bits = PROT_BITS[vma.prot]
+    for vp in range(start, end):
         k.vma_of[vp] = vma
+        k.mapped[vp] = 1
+        k.prot[vp] = bits
         k.set_vcid(vp, content_of(k, vma, vp))
     if vma.populate:
-        yield from populate(k, task, vma)
+        yield from populate(k, task, start, npages)

@@ -1,19 +1,23 @@
-"""mm/mprotect.c: change_protection(). Any change of a present PTE's write or access
-bit is flushed: measured on this machine's kernel (docs/real-kernel.md), RW->RO and
-RO->RW both send an IPI per call to a sibling running the mm."""
+"""mm/mprotect.c: change_protection() of a range of pages within a mapping. Any change of
+a present PTE's write or access bit is flushed: measured on this machine's kernel
+(docs/real-kernel.md), RW->RO and RO->RW both send an IPI per call to a sibling running
+the mm."""
 
 from emu.mm.replica import make_pte, pte_pfn, pte_write
 from emu.mm.tlb import flush_tlb_mm_range
 
 
-def do_mprotect(k, task, vma, prot_bits: int):
+def do_mprotect(k, task, vma, prot_bits: int, first: int = 0, npages: int = 0):
+    npages = npages or vma.pages - first
     mm = k.mms[vma.mm]
     yield from k.policy.flush_tlb_batched_pending(task, mm)
     yield from k.policy.tlb_end_vma(task, vma)
     write, access = bool(prot_bits & 2), bool(prot_bits & 1)
-    k.vma_prot[id(vma)] = {0: "none", 1: "r", 3: "rw", 5: "rx"}[prot_bits]
     lo = hi = -1
-    for vp in range(vma.start, vma.start + vma.pages):
+    for vp in range(vma.start + first, vma.start + first + npages):
+        if k.vma_of[vp] is not vma or not k.mapped[vp]:
+            continue
+        k.prot[vp] = prot_bits
         pte = k.R.pte[vp]
         if pte < 0 or k.folios[pte_pfn(pte)].locked:
             continue

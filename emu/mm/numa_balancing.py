@@ -28,7 +28,7 @@ def task_numa_work(k, task, mm):
         for i in range(min(size, total)):
             vp = base + (mm.numa_scan_offset + i) % total
             vma = k.vma_of[vp]
-            if vma is not None and k.vma_mapped[id(vma)]:
+            if vma is not None and k.mapped[vp]:
                 vmas[id(vma)] = vma
             pte = k.R.pte[vp]
             if pte < 0 or not pte & 1 or k.layout.node_of(pte_pfn(pte)) == 0:

@@ -40,10 +40,11 @@ class LufZone:
         self.batch: set = set()
 
 
-def vma_maywrite(k, vma) -> bool:
+def vma_maywrite(vma) -> bool:
     """VM_WRITE | VM_MAYWRITE: a private mapping may always become writable; a shared
-    one only if its file was opened for writing (emu: it was first mapped writable)."""
-    return "w" in k.vma_prot[id(vma)] or not vma.shared or "w" in vma.prot
+    one only if its file was opened for writing (emu: it was first mapped writable; an
+    mprotect to PROT_WRITE of a shared mapping of a read-only file fails in Linux)."""
+    return not vma.shared or "w" in vma.prot
 
 
 def vma_mapping(k, vma):
@@ -228,7 +229,7 @@ class LufPolicy(ShootdownPolicy):
         """The end of handle_mm_fault() (patches 16, 19, 20): any fault in a VM_WRITE or
         VM_MAYWRITE VMA, or any write fault. emu also calls it before the fault
         (docs/luf.md); `flush_fault_end` counts the flushes only the end call sent."""
-        if "fault" not in self.skip and (write or vma_maywrite(self.k, vma)):
+        if "fault" not in self.skip and (write or vma_maywrite(vma)):
             yield from self._flush_vma(task, vma, "fault_end" if end else "fault")
 
     def file_write(self, task, file):

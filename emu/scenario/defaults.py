@@ -70,7 +70,13 @@ DEFAULTS = {
 
 FILE = {"name": "", "pages": 0}
 
-PROCESS = {"name": "", "mappings": [], "threads": []}
+PROCESS = {
+    "name": "",
+    "mappings": [],
+    "threads": [],
+    "tasks": 1,              # run the program as this many tasks (will-it-scale's -t)...
+    "mode": "threads",       # ...threads of one process, or single-threaded "processes"
+}
 
 MAPPING = {
     "name": "",
@@ -88,17 +94,25 @@ THREAD = {
     "count": 1,              # 0: one thread on each allowed CPU
     "cpus": [],              # allowed CPUs (taskset); empty: all. Threads are spread over them.
     "cpus_from": 0,          # with cpus empty: allowed CPUs are cpus_from .. last CPU
-    "repeat": 1,             # times the step list runs; 0 with daemon: until the end
+    "repeat": 1,             # times the step list runs; 0 with daemon or iterations: no limit
     "daemon": False,         # runs until all non-daemon threads exit
+    "iterations": 0,         # exit once the count steps counted this many (0: no limit)
+    "hot": [],               # pages used continuously (HOT entries): code, stack, hot data
     "steps": [],
 }
 
 STEP = {
-    "op": "",                # touch (or spin), mmap, munmap, mprotect, madvise, write, truncate, sleep
+    "op": "",                # touch (or spin), mmap, munmap, mprotect, madvise, write, truncate,
+                             # sleep, kalloc, loop, count
     "mapping": "",
     "file": "",
-    "pages": 0,              # pages touched / written / kalloc'ed; 0: the whole mapping or my part
-    "offset": 0,
+    "pages": 0,              # pages touched / written / kalloc'ed / (un)mapped, protected or
+                             # advised; 0: the whole mapping (from offset) or my part
+    "offset": 0,             # first page within the mapping or file
+    "cursor": False,         # mmap/munmap/mprotect/madvise: the range moves on by `pages`
+                             # each time the step runs, wrapping at the mapping's end
+    "repeat": 1,             # loop: times its steps run
+    "steps": [],             # loop: the steps of the loop body
     "pattern": "seq",        # seq | random | zipf
     "zipf_a": 1.2,
     "part": "all",           # all | thread: split the mapping between the threads
@@ -113,5 +127,14 @@ STEP = {
     "segv": "error",         # touch of an unmapped address: error | skip (a SIGSEGV handler)
 }
 
+HOT = {                      # an entry of a thread's hot working set
+    "mapping": "",
+    "offset": 0,
+    "pages": 0,              # 0: the whole mapping from offset, or my part
+    "part": "all",           # all | thread: split the mapping between the threads
+    "access": "read",        # read | write | exec
+}
+
 OPS = ("touch", "spin", "mmap", "munmap", "mprotect", "madvise", "write", "truncate", "sleep",
-       "kalloc")
+       "kalloc", "loop", "count")
+RANGE_OPS = ("mmap", "munmap", "mprotect", "madvise")   # take offset, pages and cursor

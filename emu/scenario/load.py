@@ -11,7 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 from emu.errors import EmuError
-from emu.scenario.defaults import DEFAULTS, FILE, MAPPING, OPS, PROCESS, STEP, THREAD
+from emu.scenario.defaults import DEFAULTS, FILE, HOT, MAPPING, OPS, PROCESS, RANGE_OPS, STEP, THREAD
+from emu.scenario.tasks import expand_tasks
 
 BUILTIN = resources.files("emu.scenario") / "builtin"
 MAX_FILE_BYTES = 1 << 20    # scenario files are a few KiB; refuse before reading more
@@ -67,6 +68,7 @@ def load_scenario(name_or_path: str, overrides: list[str] = ()) -> dict:
         raise EmuError("expected a table", where("vars"))
     raw["process"] = _substitute(raw.get("process", []), variables, where)
     scenario = _validate(raw, where)
+    expand_tasks(scenario)
     scenario["vars"] = variables
     _apply_scale(scenario, where)
     if not scenario["scenario"]["name"]:
@@ -217,14 +219,25 @@ def _validate(raw: dict, where) -> dict:
                        for c in th["cpus"]):
                 raise EmuError("expected a list of CPU numbers",
                                where(f"process.{i}.threads.{j}.cpus"))
-            th["steps"] = [_table(s, STEP, f"process.{i}.threads.{j}.steps.{k}", where)
-                           for k, s in enumerate(th["steps"])]
+            th["steps"] = _steps(th["steps"], f"process.{i}.threads.{j}", where)
+            th["hot"] = [_table(h, HOT, f"process.{i}.threads.{j}.hot.{k}", where)
+                         for k, h in enumerate(th["hot"])]
             threads.append(th)
         proc["threads"] = threads
         procs.append(proc)
     scenario["file"], scenario["process"] = files, procs
     _check_references(scenario, where)
     return scenario
+
+
+def _steps(raw, prefix: str, where) -> list[dict]:
+    """A step list; a loop step's body is a step list of its own."""
+    if not isinstance(raw, list):
+        raise EmuError("expected a list of steps", where(f"{prefix}.steps"))
+    steps = [_table(s, STEP, f"{prefix}.steps.{k}", where) for k, s in enumerate(raw)]
+    for k, s in enumerate(steps):
+        s["steps"] = _steps(s["steps"], f"{prefix}.steps.{k}", where)
+    return steps
 
 
 SCALED_TIME = ("numa_scan_period_ns", "numa_hot_threshold_ns")
@@ -292,23 +305,73 @@ def _check_references(sc: dict, where) -> None:
                 if under is None or under is m or under["overlay"] or under["pages"] < m["pages"]:
                     raise EmuError(f"overlay '{m['overlay']}' must name an earlier, larger, "
                                    "non-overlay mapping", where(f"{key}.overlay"))
+        if p["mode"] not in ("threads", "processes"):
+            raise EmuError(f"unknown mode '{p['mode']}' (threads or processes)",
+                           where(f"process.{i}.mode"))
+        if p["tasks"] < 1:
+            raise EmuError("must be at least 1", where(f"process.{i}.tasks"))
         for j, t in enumerate(p["threads"]):
-            for k, s in enumerate(t["steps"]):
-                key = f"process.{i}.threads.{j}.steps.{k}"
-                if s["op"] not in OPS:
-                    raise EmuError(f"unknown op '{s['op']}' (one of {', '.join(OPS)})",
-                                   where(f"{key}.op"))
-                if s["op"] in ("touch", "spin", "mmap", "munmap", "mprotect", "madvise") \
-                        and s["mapping"] not in maps:
-                    raise EmuError(f"unknown mapping '{s['mapping']}'", where(f"{key}.mapping"))
-                if s["op"] in ("write", "truncate") and s["file"] not in files:
-                    raise EmuError(f"unknown file '{s['file']}'", where(f"{key}.file"))
-                if s["op"] == "mprotect" and s["prot"] not in ("r", "rw", "rx", "none"):
-                    raise EmuError(f"unknown prot '{s['prot']}'", where(f"{key}.prot"))
-                if s["op"] == "madvise" and s["advice"] not in ("dontneed", "pageout"):
-                    raise EmuError(f"unknown advice '{s['advice']}' (dontneed or pageout)",
-                                   where(f"{key}.advice"))
-                if s["pattern"] not in ("seq", "random", "zipf"):
-                    raise EmuError(f"unknown pattern '{s['pattern']}'", where(f"{key}.pattern"))
-                if s["access"] not in ("read", "write", "exec", "mix"):
-                    raise EmuError(f"unknown access '{s['access']}'", where(f"{key}.access"))
+            key = f"process.{i}.threads.{j}"
+            if t["repeat"] == 0 and not (t["daemon"] or t["iterations"]):
+                raise EmuError("0 (no limit) needs daemon = true or iterations > 0",
+                               where(f"{key}.repeat"))
+            _check_steps(t["steps"], f"{key}", maps, files, where)
+            for k, h in enumerate(t["hot"]):
+                if h["mapping"] not in maps:
+                    raise EmuError(f"unknown mapping '{h['mapping']}'",
+                                   where(f"{key}.hot.{k}.mapping"))
+                if h["access"] not in ("read", "write", "exec"):
+                    raise EmuError(f"unknown access '{h['access']}' (read, write or exec)",
+                                   where(f"{key}.hot.{k}.access"))
+                if h["part"] not in ("all", "thread"):
+                    raise EmuError(f"unknown part '{h['part']}' (all or thread)",
+                                   where(f"{key}.hot.{k}.part"))
+                _check_range(dict(h, op="munmap", cursor=False), maps[h["mapping"]],
+                             f"{key}.hot.{k}", where)
+
+
+def _check_steps(steps: list[dict], prefix: str, maps: dict, files: dict, where) -> None:
+    for k, s in enumerate(steps):
+        key = f"{prefix}.steps.{k}"
+        if s["op"] not in OPS:
+            raise EmuError(f"unknown op '{s['op']}' (one of {', '.join(OPS)})", where(f"{key}.op"))
+        if s["op"] in ("touch", "spin") + RANGE_OPS:
+            if s["mapping"] not in maps:
+                raise EmuError(f"unknown mapping '{s['mapping']}'", where(f"{key}.mapping"))
+            _check_range(s, maps[s["mapping"]], key, where)
+        elif s["cursor"]:
+            raise EmuError(f"cursor applies to {', '.join(RANGE_OPS)} steps", where(f"{key}.cursor"))
+        if s["op"] in ("write", "truncate") and s["file"] not in files:
+            raise EmuError(f"unknown file '{s['file']}'", where(f"{key}.file"))
+        if s["op"] == "mprotect" and s["prot"] not in ("r", "rw", "rx", "none"):
+            raise EmuError(f"unknown prot '{s['prot']}'", where(f"{key}.prot"))
+        if s["op"] == "madvise" and s["advice"] not in ("dontneed", "pageout"):
+            raise EmuError(f"unknown advice '{s['advice']}' (dontneed or pageout)",
+                           where(f"{key}.advice"))
+        if s["pattern"] not in ("seq", "random", "zipf"):
+            raise EmuError(f"unknown pattern '{s['pattern']}'", where(f"{key}.pattern"))
+        if s["access"] not in ("read", "write", "exec", "mix"):
+            raise EmuError(f"unknown access '{s['access']}'", where(f"{key}.access"))
+        if s["op"] == "loop":
+            if s["repeat"] < 1:
+                raise EmuError("a loop runs at least once", where(f"{key}.repeat"))
+            if not s["steps"]:
+                raise EmuError("a loop needs steps", where(f"{key}.steps"))
+            _check_steps(s["steps"], key, maps, files, where)
+        elif s["steps"]:
+            raise EmuError("only a loop step has steps", where(f"{key}.steps"))
+
+
+def _check_range(s: dict, m: dict, key: str, where) -> None:
+    """offset and pages must lie within the mapping; a cursor must wrap exactly."""
+    size = m["pages"]
+    if s["offset"] >= size:
+        raise EmuError(f"offset {s['offset']} is outside mapping '{m['name']}' ({size} pages)",
+                       where(f"{key}.offset"))
+    if s["op"] in RANGE_OPS and s["offset"] + s["pages"] > size:
+        raise EmuError(f"offset {s['offset']} + pages {s['pages']} exceeds mapping "
+                       f"'{m['name']}' ({size} pages)", where(f"{key}.pages"))
+    span = size - s["offset"]
+    if s["cursor"] and (s["pages"] == 0 or span % s["pages"]):
+        raise EmuError(f"a cursor needs pages dividing the {span} pages from offset "
+                       f"{s['offset']} to the end of '{m['name']}'", where(f"{key}.pages"))

@@ -5,27 +5,37 @@ Actions the CPU executes:
     ("syscall", op, args)               handled by the coordinator; the thread waits
     ("sleep", ns)
     ("exit",)
+
+A loop step runs its body `repeat` times; a count step adds one to the thread's
+iteration counter (will-it-scale's `(*iterations)++`), and the thread exits once it has
+counted `iterations`. mmap/munmap/mprotect/madvise act on `pages` pages from `offset`
+within the mapping; with `cursor` the range moves on by `pages` each time the step runs.
 """
 
 import numpy as np
 
-from emu.workload.patterns import access_kinds, page_sequence
-
-PROT_BITS = {"none": 0, "r": 1, "rw": 3, "rx": 5}
+from emu.mm.mm_types import PROT_BITS
+from emu.workload.patterns import ACCESS, access_kinds, page_sequence
 
 
 def work_units(spec: dict) -> int:
-    """A thread's expected work, for progress: its tagged steps (e.g. tokens) over all
-    repetitions, or its repetitions if no step is tagged; 0 for a daemon."""
+    """A thread's expected work, for progress: its iteration limit (will-it-scale's
+    counter) if it has one, else its tagged steps (e.g. tokens) over all repetitions, or
+    its repetitions if no step is tagged; 0 for a daemon. Tags inside loop steps are not
+    expanded (progress only)."""
     if spec["daemon"]:
         return 0
+    if spec["iterations"]:
+        return spec["iterations"]
     return spec["repeat"] * (sum(1 for s in spec["steps"] if s["tag"]) or 1)
 
 
 def work_unit_name(spec: dict) -> str:
-    """What one work unit of the thread is: its tag (if one) or "iteration"."""
+    """What one work unit of the thread is: "iteration" (counted or repeated) or its tag."""
     tags = {s["tag"] for s in spec["steps"] if s["tag"]}
-    return tags.pop() if len(tags) == 1 else "iteration" if not tags else "tagged step"
+    if spec["iterations"] or not tags:
+        return "iteration"
+    return tags.pop() if len(tags) == 1 else "tagged step"
 
 
 class Thread:
@@ -46,17 +56,33 @@ class Thread:
         self.exit_ns = -1
         self.tags: dict[str, list[int]] = {}   # tag -> completion times
         self.units_done = 0       # work units (see work_units) finished, for progress
+        self.unit = int(not spec["daemon"])   # daemons' work is not counted
+        self.iterations = 0       # count steps run
+        self.hot = [v for h in spec["hot"] for v in self._hot_pages(h)]
+        self.hot_at = None        # (PCID slot, epoch) its hot set was last walked into
 
     def _vma(self, name: str):
         return self.layout.vma_by_mm_name[(self.mm, name)]
 
-    def _touch(self, step: dict) -> tuple:
+    def _part(self, step: dict) -> tuple[int, int]:
+        """(first vpage, pages) a step or hot entry covers: from its offset, or my part."""
         vma = self._vma(step["mapping"])
-        first, npages = vma.start, vma.pages
+        first, npages = vma.start + step["offset"], vma.pages - step["offset"]
         if step["part"] == "thread":
             lo = npages * self.index // self.nthreads
             hi = npages * (self.index + 1) // self.nthreads
             first, npages = first + lo, max(1, hi - lo)
+        return first, npages
+
+    def _hot_pages(self, h: dict) -> list[tuple[int, int]]:
+        """(vpage, access kind) of one hot-set entry."""
+        first, npages = self._part(h)
+        kind = ACCESS[h["access"]]
+        return [(v, kind) for v in range(first, first + (h["pages"] or npages))]
+
+    def _touch(self, step: dict) -> tuple:
+        vma = self._vma(step["mapping"])
+        first, npages = self._part(step)
         count = step["pages"] or npages
         key = id(step)
         vpages, self.cursors[key] = page_sequence(step["pattern"], first, npages, count,
@@ -74,35 +100,57 @@ class Thread:
         if op in ("write", "truncate"):
             return ("syscall", op, (self.file_ids[step["file"]], step["offset"], step["pages"]))
         vma = self._vma(step["mapping"])
-        if op == "mprotect":
-            return ("syscall", op, (vma.idx, PROT_BITS[step["prot"]]))
-        if op == "mmap":
-            return ("syscall", op, (vma.idx, int(step["fixed"])))
-        if op == "madvise":
-            return ("syscall", op, (vma.idx, step["advice"]))
-        return ("syscall", op, (vma.idx,))
+        first, npages = self.range_of(step, vma.pages)
+        extra = (PROT_BITS[step["prot"]] if op == "mprotect" else int(step["fixed"])
+                 if op == "mmap" else step["advice"] if op == "madvise" else 0)
+        return ("syscall", op, (vma.idx, extra, first, npages))
+
+    def range_of(self, step: dict, size: int) -> tuple[int, int]:
+        """(first page within the mapping, pages) of a range step; a cursor moves on."""
+        npages = step["pages"] or size - step["offset"]
+        if not step["cursor"]:
+            return step["offset"], npages
+        key = id(step)
+        at = self.cursors.get(key, 0)
+        self.cursors[key] = (at + npages) % (size - step["offset"])
+        return step["offset"] + at, npages
 
     def _actions(self):
         spec = self.spec
-        forever = spec["daemon"] and spec["repeat"] == 0
+        forever = spec["repeat"] == 0
         tagged = any(step["tag"] for step in spec["steps"])
-        unit = int(not spec["daemon"])        # daemons' work is not counted
         n = 0
         while forever or n < spec["repeat"]:
-            for step in spec["steps"]:
-                op = step["op"]
-                if op in ("touch", "spin"):
-                    yield self._touch(step)
-                elif op == "sleep":
-                    yield ("sleep", step["ns"])
-                else:
-                    yield self._syscall(step)
-                if step["tag"]:
-                    yield ("tag", step["tag"])
-                    self.units_done += unit
+            if (yield from self._run(spec["steps"])):
+                break
             n += 1
-            self.units_done += unit * (not tagged)
+            self.units_done += self.unit * (not tagged and not self.spec["iterations"])
         yield ("exit",)
+
+    def _run(self, steps: list[dict]):
+        """Yield the actions of a step list; True once the iteration limit is reached."""
+        limit = self.spec["iterations"]
+        for step in steps:
+            op = step["op"]
+            if op in ("touch", "spin"):
+                yield self._touch(step)
+            elif op == "sleep":
+                yield ("sleep", step["ns"])
+            elif op == "loop":
+                for _ in range(step["repeat"]):
+                    if (yield from self._run(step["steps"])):
+                        return True
+            elif op == "count":
+                self.iterations += 1
+                self.units_done += self.unit
+                if self.iterations == limit:
+                    return True
+            else:
+                yield self._syscall(step)
+            if step["tag"]:
+                yield ("tag", step["tag"])
+                self.units_done += self.unit
+        return False
 
     def next_action(self) -> tuple:
         self.action = next(self.program)

@@ -34,6 +34,12 @@ class Coordinator(Component):
         self.latency = LatencyLog()
         self.mm_live = [sum(1 for t in ts if not t[2]) for ts in threads_by_mm]
         self.daemon_tids = {t[0] for ts in threads_by_mm for t in ts if t[2]}
+        self.tid_mm = {t[0]: mm for mm, ts in enumerate(threads_by_mm) for t in ts}
+        self.cpu_nthreads = [0] * ncpus
+        for ts in threads_by_mm:
+            for t in ts:
+                self.cpu_nthreads[t[1]] += 1
+        self.told: dict[int, list] = {}     # cpu -> what it was told since its publication
         self.mm_exit_ns = [0] * len(threads_by_mm)
         for mm, ts in enumerate(threads_by_mm):
             k.mms[mm].threads = ts
@@ -84,6 +90,7 @@ class Coordinator(Component):
         """Handle requests and run kernel tasks in time order up to the horizon (the
         earliest time a CPU could still send something), so no request from a CPU ever
         arrives in the kernel's past."""
+        self._forget_told()
         runner = self.runner
         limit = min(end, self.engine.horizon)
         while True:
@@ -148,9 +155,9 @@ class Coordinator(Component):
             except memory.SegFault:
                 if not segv_skip:
                     raise
-                self.send(task.cpu, P.REPLY, (task.tid, 1), task.t)
+                self.tell_thread(task.cpu, P.REPLY, (task.tid, 1), task.t)
                 return
-            self.send(task.cpu, P.REPLY, (task.tid, 0), task.t)
+            self.tell_thread(task.cpu, P.REPLY, (task.tid, 0), task.t)
         self.runner.spawn(run, t, cpu, "user", tid=tid)
 
     def _syscall(self, task, op: str, args):
@@ -182,6 +189,28 @@ class Coordinator(Component):
             advise = madvise.madvise_pageout if extra == "pageout" else madvise.madvise_dontneed
             yield from advise(k, task, vma, first, npages)
 
+    def tell_thread(self, cpu: int, kind: int, payload, t: int) -> None:
+        """Wake a thread (REPLY) or put it to sleep in I/O (IO_WAIT), and remember what
+        that does to its CPU's TLB state until the CPU publishes past `t`."""
+        tid = payload[0]
+        if kind == P.REPLY:
+            state = (t, self.tid_mm[tid], 0)
+        else:
+            state = (t, self.tid_mm[tid], 1 if self.cpu_nthreads[cpu] == 1 else -1)
+        self.told.setdefault(cpu, []).append(state)
+        self.send(cpu, kind, payload, t)
+
+    def _forget_told(self) -> None:
+        """Drop what every CPU has published its clock past."""
+        pub = self.engine.pub
+        for cpu in list(self.told):
+            clock = pub[cpu, P.PUB_CLOCK]
+            kept = [s for s in self.told[cpu] if s[0] > clock]
+            if kept:
+                self.told[cpu] = kept
+            else:
+                del self.told[cpu]
+
     def serves_thread(self, task) -> bool:
         """Whether `task` runs for a (non-daemon) thread, whose runtime its waits delay."""
         return not task.kthread and task.tid not in self.daemon_tids
@@ -205,7 +234,8 @@ class Coordinator(Component):
         source = proc.source or "other"
         if cpu in req.cpumask:
             self.send(cpu, P.LOCAL_FLUSH, flush, t)
-        targets = ipi_targets(self.engine.pub, req.cpumask, cpu, req.mm, req.freed_tables, t)
+        targets = ipi_targets(self.engine.pub, req.cpumask, cpu, req.mm, req.freed_tables, t,
+                              self.told)
         if not targets:
             self.runner.resume(proc, t)
             return

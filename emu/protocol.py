@@ -35,7 +35,8 @@ PUB_PREV_STATE = 5   # packed (mm, lazy) at the previous publication (see pack_t
 PUB_PREV_MASK = 6    # mm_cpumask bits at the previous publication
 PUB_NCHANGES = 7     # changes since then (only the first PUB_MAX_CHANGES are listed)
 PUB_T_LAST = 8       # time of the last change
-PUB_CHANGES = 9      # PUB_MAX_CHANGES triples (time, packed state, mm_cpumask bits)
+PUB_CLOCK = 9        # the CPU's simulated time at publication: its history ends there
+PUB_CHANGES = 10     # PUB_MAX_CHANGES triples (time, packed state, mm_cpumask bits)
 PUB_MAX_CHANGES = 8
 PUB_SLOTS = PUB_CHANGES + 3 * PUB_MAX_CHANGES
 

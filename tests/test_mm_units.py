@@ -21,6 +21,7 @@ class StandInCoordinator:
                                      "epoch": 1})()
         self.runner = ProcessRunner(lambda proc, req: None)
         self.now = 0
+        self.told = {}
         self.sent = []
 
     def send(self, *event):

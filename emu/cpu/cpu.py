@@ -177,6 +177,7 @@ class Cpu(Component):
         slots[P.PUB_LIVE] = self.live
         slots[P.PUB_PROGRESS] = sum(th.units_done for th in self.threads.values())
         slots[P.PUB_PREV_STATE], slots[P.PUB_PREV_MASK] = self.prev_state
+        slots[P.PUB_CLOCK] = self.clock
         ch = self.changes
         slots[P.PUB_NCHANGES] = len(ch)
         slots[P.PUB_T_LAST] = ch[-1][0] if ch else 0
@@ -457,3 +458,18 @@ class Cpu(Component):
         if self.trace is not None:
             self.trace.ipi(self.cid, token, arrival, spent, ack_at)
         self.send(src, P.ACK, (token,), ack_at)
+        if arrival < before:
+            self._refill_after_late_flush()
+
+    def _refill_after_late_flush(self) -> None:
+        """A flush taken late (this CPU ran past its arrival) would have made the
+        running thread's steps since then walk its hot set again: pay that refill now,
+        so flushes applied back to back at a window's start are not refilled only once.
+        Only when every hot page is mapped: the walks then cannot fault."""
+        th = self.current
+        if th is None or th.state != "ready" or not th.hot or th.hot_at is None \
+                or th.hot_at == self._slot_epoch():
+            return
+        pte = self.replica.pte
+        if all(pte[v] >= 0 and pte[v] & 1 and (k != WRITE or pte[v] & 2) for v, k in th.hot):
+            self._hot_refill(th)

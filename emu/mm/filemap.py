@@ -25,7 +25,7 @@ def page_cache_read(k, task, file: int, index: int, tid: int = -1):
         return pfn
     k.vmstat["pgmajfault"] += 1
     if tid >= 0:
-        k.coord.send(task.cpu, P.IO_WAIT, (tid,), task.t)
+        k.coord.tell_thread(task.cpu, P.IO_WAIT, (tid,), task.t)
     end = min(k.layout.file_pages[file], index + k.cfg["readahead_pages"])
     batch = [i for i in range(index, end) if i not in space.pages
              and k.layout.file_cid(file, i) not in k.pages_under_io]

@@ -77,7 +77,8 @@ class Kernel:
     # -- mm_cpumask and tlb_gen ------------------------------------------------------------
     def cpumask(self, mm: int) -> list[int]:
         """mm_cpumask(mm) at the current task's time, from what the CPUs published."""
-        return mm_cpumask(self.coord.engine.pub, mm, self.ncpus, self.coord.now)
+        return mm_cpumask(self.coord.engine.pub, mm, self.ncpus, self.coord.now,
+                          self.coord.told)
 
     def inc_mm_tlb_gen(self, mm: int) -> int:
         gen = self.R.mm_gen[mm] + 1

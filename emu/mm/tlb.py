@@ -22,11 +22,22 @@ def flush_npages(npages: int, ceiling: int) -> int:
     return FULL if npages > ceiling else npages
 
 
-def tlbstate_at(pub, cpu: int, t: int) -> tuple[int, int, int] | None:
+def tlbstate_at(pub, cpu: int, t: int, told=()) -> tuple[int, int, int] | None:
     """(loaded mm, is_lazy, mm_cpumask bits) of `cpu` at simulated time `t`, replayed
-    from the changes it published; None if `t` falls after the last listed change but
-    before a later one that did not fit (the caller then takes the safe side)."""
+    from the changes it published; None if unknown (the caller takes the safe side).
+
+    Past the CPU's published clock, its state can only have changed through what the
+    coordinator told it since (`told`: (time, mm, lazy or -1 if unknown), in time order:
+    a thread woken by its reply runs its mm; a thread gone to wait for I/O leaves its
+    CPU idle, lazy, if it is the CPU's only thread)."""
     row = pub[cpu]
+    if t > row[P.PUB_CLOCK]:
+        for ts, mm, lazy in reversed(told):
+            if row[P.PUB_CLOCK] < ts <= t:
+                if lazy < 0:
+                    return None
+                bits = int(row[P.PUB_CPUMASK]) | (1 << mm if mm >= 0 else 0)
+                return mm, lazy, bits
     state, bits = int(row[P.PUB_PREV_STATE]), int(row[P.PUB_PREV_MASK])
     n = int(row[P.PUB_NCHANGES])
     for i in range(P.PUB_CHANGES, P.PUB_CHANGES + 3 * min(n, P.PUB_MAX_CHANGES), 3):
@@ -39,25 +50,27 @@ def tlbstate_at(pub, cpu: int, t: int) -> tuple[int, int, int] | None:
     return (*P.unpack_tlbstate(state), bits)
 
 
-def mm_cpumask(pub, mm: int, ncpus: int, t: int) -> list[int]:
+def mm_cpumask(pub, mm: int, ncpus: int, t: int, told: dict) -> list[int]:
     """mm_cpumask(mm) at time `t`: CPUs that did not change since the last window
-    boundary read directly, the others replayed (in the mask if unknown: safe side)."""
+    boundary and were told nothing since read directly, the others replayed (in the
+    mask if unknown: safe side)."""
     rows = pub[:ncpus]
     bit = 1 << mm
     steady = rows[:, P.PUB_NCHANGES] == 0
+    steady[list(told)] = False
     mask = set(np.flatnonzero(steady & (rows[:, P.PUB_CPUMASK] & bit != 0)).tolist())
     for c in np.flatnonzero(~steady).tolist():
-        state = tlbstate_at(pub, c, t)
+        state = tlbstate_at(pub, c, t, told.get(c, ()))
         if state is None or state[2] & bit:
             mask.add(c)
     return sorted(mask)
 
 
-def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int) -> bool:
+def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int, told=()) -> bool:
     """The IPI filter of native_flush_tlb_multi()/should_flush_tlb(), at time `t`."""
     if freed_tables:
         return True                      # on_each_cpu_mask: lazy CPUs too
-    state = tlbstate_at(pub, cpu, t)
+    state = tlbstate_at(pub, cpu, t, told)
     if state is None:
         return True                      # state at t not known: flush (safe)
     loaded, lazy, _ = state
@@ -67,9 +80,9 @@ def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int) -> bool
 
 
 def ipi_targets(pub, cpumask, initiator: int, mm: int, freed_tables: bool,
-                t: int) -> list[int]:
+                t: int, told: dict) -> list[int]:
     return [c for c in cpumask
-            if c != initiator and should_flush_tlb(pub, c, mm, freed_tables, t)]
+            if c != initiator and should_flush_tlb(pub, c, mm, freed_tables, t, told.get(c, ()))]
 
 
 def send_ipis(sender, token: int, initiator: int, targets, flush, t: int,

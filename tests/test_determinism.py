@@ -34,7 +34,8 @@ def test_dormant_ranks_do_not_change_results(tmp_path):
     """CPUs with no thread live on dormant ranks at -n 8 (ranks 6 and 7 skip every
     window) but beside busy CPUs at -n 2: the results must not notice."""
     small = ["run", "--scenario", "llama-tiering", "--cpus", "64"] + \
-        [f"--set=process.{i}.threads.0.repeat=2" for i in range(3)]
+        [f"--set=process.{i}.threads.0.{key}" for i in range(3)
+         for key in ("repeat=1", "count=4")]
     two = run_json(2, tmp_path, *small)
     eight = run_json(8, tmp_path, *small)
     assert simulated_view(two["runs"][0]) == simulated_view(eight["runs"][0])

@@ -234,13 +234,15 @@ class Coordinator(Component):
         source = proc.source or "other"
         if cpu in req.cpumask:
             self.send(cpu, P.LOCAL_FLUSH, flush, t)
+        # native_flush_tlb_multi() counts NR_TLB_REMOTE_FLUSH before should_flush_tlb()
+        # filters out lazy CPUs: a request can count with no IPI sent
+        self.initiator_stats["nr_tlb_remote_flush"][cpu] += 1
         targets = ipi_targets(self.engine.pub, req.cpumask, cpu, req.mm, req.freed_tables, t,
                               self.told)
         if not targets:
             self.runner.resume(proc, t)
             return
         self.k.ipis_by_source[source] += len(targets)
-        self.initiator_stats["nr_tlb_remote_flush"][cpu] += 1
         self.initiator_stats["ipi_sent"][cpu] += len(targets)
         sent = t + send_ipis(self, token, cpu, targets, flush, t, self.k.cost)
         if self.trace is not None:

@@ -121,6 +121,7 @@ def cmd_plot(args) -> None:
 
 def cmd_simulate(args, argv: list[str]) -> None:
     """run/compare under MPI: set up on every rank, run each policy, report on rank 0."""
+    from emu import STARTED_S
     from emu.engine.mpi_env import abort_job, init_mpi
 
     MPI = init_mpi()
@@ -146,7 +147,8 @@ def cmd_simulate(args, argv: list[str]) -> None:
             run = run_policy(MPI, comm, sc, policy, ncpus, placement, args.debug_fail_rank,
                              progress=not args.quiet,
                              trace=TraceOptions(i + 1, trace[1], trace[2]) if trace else None,
-                             trace_file=trace_file)
+                             trace_file=trace_file,
+                             started_s=STARTED_S if i == 0 else None)
             runs.append(run)
         if trace_file:
             trace_file.close()

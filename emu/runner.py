@@ -45,10 +45,12 @@ def place_threads(sc: dict, layout, ncpus: int) -> list[tuple]:
 
 def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int],
                debug_fail_rank: int = -1, progress: bool = False,
-               trace: TraceOptions | None = None, trace_file=None) -> dict | None:
+               trace: TraceOptions | None = None, trace_file=None,
+               started_s: float | None = None) -> dict | None:
     """Run `policy` on the scenario across all ranks; rank 0 returns the run's results
     (and shows progress on stderr if `progress`, and writes the run's part of the
-    timeline to `trace_file` if `trace` is given)."""
+    timeline to `trace_file` if `trace` is given). Start-up is measured from `started_s`
+    (time.perf_counter(); default: this call) to the first window."""
     t0 = time.perf_counter()
     rank = comm.Get_rank()
     layout = build_layout(sc)
@@ -90,6 +92,8 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
         shown = Progress(policy, engine, ncpus, sum(work_units(spec) for spec in mine),
                          units.pop() if len(units) == 1 else "work unit")
         hooks.append(shown)
+    first_window: list[float] = []
+    hooks.append(_first_window(first_window))
     rec = None
     if trace is not None:
         rec = Recorder(trace, comm.Get_size() - len(dormant), sc["cost"],
@@ -116,6 +120,8 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
         "latencies_us": [x * 1e6 for x in engine.latencies_s],
         "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "wall_s": wall,
+        "startup_s": first_window[0] - (t0 if started_s is None else started_s)
+        if first_window else None,                  # dormant ranks run no window
         "end_ns": end,
     }
     engine.close()
@@ -146,6 +152,14 @@ def _chain(hooks: list):
         for hook in hooks:
             hook(start)
     return chained
+
+
+def _first_window(stamps: list[float]):
+    """A hook noting the wall time of the first window in `stamps`."""
+    def hook(_start):
+        if not stamps:
+            stamps.append(time.perf_counter())
+    return hook
 
 
 def _fail_after(windows: int, rank: int):

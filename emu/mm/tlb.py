@@ -11,8 +11,6 @@ coordinator: mm_cpumask and the lazy state of other CPUs come from what they pub
 at the last window boundary, read as of the flush's simulated time (`tlbstate_at`).
 """
 
-import numpy as np
-
 from emu import protocol as P
 from emu.protocol import FULL, IPI, NO_MM
 
@@ -39,18 +37,22 @@ def tlbstate_at(pub, cpu: int, t: int) -> tuple[int, int, int] | None:
     return (*P.unpack_tlbstate(state), bits)
 
 
-def mm_cpumask(pub, mm: int, ncpus: int, t: int) -> list[int]:
-    """mm_cpumask(mm) at time `t`: CPUs that did not change since the last window
-    boundary read directly, the others replayed (in the mask if unknown: safe side)."""
-    rows = pub[:ncpus]
+def mm_cpumask(rows, mm: int, t: int) -> tuple[int, ...]:
+    """mm_cpumask(mm) at time `t` from the CPUs' published rows, as Python lists (numpy
+    calls on the small array, once per PTE clear, dominated reclaim's cost: see
+    docs/performance.md). CPUs that did not change since the last window boundary read
+    directly, the others replayed (in the mask if unknown: safe side)."""
     bit = 1 << mm
-    steady = rows[:, P.PUB_NCHANGES] == 0
-    mask = set(np.flatnonzero(steady & (rows[:, P.PUB_CPUMASK] & bit != 0)).tolist())
-    for c in np.flatnonzero(~steady).tolist():
-        state = tlbstate_at(pub, c, t)
-        if state is None or state[2] & bit:
-            mask.add(c)
-    return sorted(mask)
+    mask = []
+    for c, row in enumerate(rows):
+        if row[P.PUB_NCHANGES] == 0:
+            if row[P.PUB_CPUMASK] & bit:
+                mask.append(c)
+        else:
+            state = tlbstate_at(rows, c, t)
+            if state is None or state[2] & bit:
+                mask.append(c)
+    return tuple(mask)
 
 
 def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int) -> bool:

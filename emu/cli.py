@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from emu.errors import EmuError
-from emu.report.render import FORMATS
+from emu.report import FORMATS
 
 DEFAULT_SCENARIO = "llama-tiering"
 DEFAULT_POLICIES = "vanilla,luf"
@@ -131,6 +131,7 @@ def cmd_plot(args) -> None:
 
 def cmd_simulate(args, argv: list[str]) -> None:
     """run/compare under MPI: set up on every rank, run each policy, report on rank 0."""
+    from emu import STARTED_S
     from emu.engine.liveness import RankLost
     from emu.engine.mpi_env import abort_job, init_mpi
 
@@ -145,19 +146,22 @@ def cmd_simulate(args, argv: list[str]) -> None:
             sys.stderr.write(f"emu: error: {exc}\n")
         sys.exit(2)
     try:
-        from emu.report.render import render
-        from emu.report.trace_file import TraceFile
         from emu.results import results_document, write_json_atomic
         from emu.runner import run_policy
-        from emu.trace import TraceOptions
 
         runs = []
-        trace_file = TraceFile(args.trace, trace[0], trace[1]) if trace and rank == 0 else None
+        trace_file = None
+        if trace:                       # imported only when asked for: every rank imports
+            from emu.report.trace_file import TraceFile
+            from emu.trace import TraceOptions
+
+            trace_file = TraceFile(args.trace, trace[0], trace[1]) if rank == 0 else None
         for i, policy in enumerate(policies):
             run = run_policy(MPI, comm, sc, policy, ncpus, placement, args.debug_fail_rank,
                              progress=not args.quiet,
                              trace=TraceOptions(i + 1, trace[1], trace[2]) if trace else None,
-                             trace_file=trace_file)
+                             trace_file=trace_file,
+                             started_s=STARTED_S if i == 0 else None)
             runs.append(run)
         if trace_file:
             trace_file.close()
@@ -166,6 +170,8 @@ def cmd_simulate(args, argv: list[str]) -> None:
             if args.json:
                 write_json_atomic(args.json, doc)
             if not args.quiet:
+                from emu.report.render import render
+
                 sys.stdout.write(render(doc, "report"))
                 sys.stdout.flush()
     except EmuError as exc:
@@ -179,14 +185,14 @@ def cmd_simulate(args, argv: list[str]) -> None:
 def _trace_options(args, runs: int) -> tuple | None:
     """(file cap, span, each run's cap) for --trace, or None; the cap (bytes, env
     EMU_TRACE_CAP_BYTES for tests) applies only without --trace-span."""
-    import os
-
-    from emu.trace import CAP_ENV, DEFAULT_CAP_BYTES, parse_span
-
     if args.trace_span and not args.trace:
         raise EmuError("--trace-span needs --trace PATH")
     if not args.trace:
         return None
+    import os
+
+    from emu.trace import CAP_ENV, DEFAULT_CAP_BYTES, parse_span
+
     if args.trace_span:
         return None, parse_span(args.trace_span), None
     cap = int(os.environ.get(CAP_ENV, DEFAULT_CAP_BYTES))

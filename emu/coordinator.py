@@ -40,6 +40,7 @@ class Coordinator(Component):
             for t in ts:
                 self.cpu_nthreads[t[1]] += 1
         self.told: dict[int, list] = {}     # cpu -> what it was told since its publication
+        self.told_version = 0               # changes whenever `told` does
         self.mm_exit_ns = [0] * len(threads_by_mm)
         for mm, ts in enumerate(threads_by_mm):
             k.mms[mm].threads = ts
@@ -198,6 +199,7 @@ class Coordinator(Component):
         else:
             state = (t, self.tid_mm[tid], 1 if self.cpu_nthreads[cpu] == 1 else -1)
         self.told.setdefault(cpu, []).append(state)
+        self.told_version += 1
         self.send(cpu, kind, payload, t)
 
     def _forget_told(self) -> None:
@@ -206,6 +208,9 @@ class Coordinator(Component):
         for cpu in list(self.told):
             clock = pub[cpu, P.PUB_CLOCK]
             kept = [s for s in self.told[cpu] if s[0] > clock]
+            if len(kept) == len(self.told[cpu]):
+                continue
+            self.told_version += 1
             if kept:
                 self.told[cpu] = kept
             else:

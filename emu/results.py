@@ -68,6 +68,7 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
     windows = eng[0]["windows"]
     events = sum(e["events"] for e in eng) + sum(per_cpu["accesses"])
     rss = [part["rss_kb"] / 1024 for part in parts]
+    startup = [part["startup_s"] for part in parts if part.get("startup_s") is not None]
     sources = {s: {"flushes": coord["flushes_by_source"].get(s, 0),
                    "ipis": coord["ipis_by_source"].get(s, 0)}
                for s in coord["flushes_by_source"]
@@ -108,6 +109,8 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
         "measured": {
             "windows": windows,
             "windows_per_s": round(windows / wall, 1) if wall else 0.0,
+            # wall seconds to the first window from a rank's start (the longest)
+            "startup_s": round(max(startup), 3) if startup else 0.0,
             "events": events,
             "events_per_s": round(events / wall, 1) if wall else 0.0,
             "peak_rss_mb_per_rank": {"max": round(max(rss), 1),

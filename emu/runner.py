@@ -1,14 +1,18 @@
 """One policy run on every rank: build the components placed here, run, collect.
 
 Every rank builds the same scenario, layout and thread placement from the same inputs,
-so nothing but events and the coordinator's page-table log travels between ranks.
+so nothing but events and the coordinator's page-table log travels between ranks. The
+kernel's modules and the timeline recorder are imported only where they are used (at
+128 ranks on a few cores every rank's imports add up in the start-up).
 """
+
+from __future__ import annotations
 
 import resource
 import time
+from typing import TYPE_CHECKING
 
 from emu import protocol as P
-from emu.coordinator import Coordinator
 from emu.cpu.cpu import Cpu
 from emu.engine.collect import gather_to_root
 from emu.engine.engine import Engine
@@ -17,8 +21,10 @@ from emu.mm.replica import Replica
 from emu.progress import Progress
 from emu.results import assemble_run
 from emu.timeline import Timeline
-from emu.trace import Recorder, TraceOptions, gather_trace
 from emu.workload.program import Thread, work_unit_name, work_units
+
+if TYPE_CHECKING:
+    from emu.trace import Recorder, TraceOptions
 
 
 class InjectedFailure(RuntimeError):
@@ -45,10 +51,12 @@ def place_threads(sc: dict, layout, ncpus: int) -> list[tuple]:
 
 def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int],
                debug_fail_rank: int = -1, progress: bool = False,
-               trace: TraceOptions | None = None, trace_file=None) -> dict | None:
+               trace: TraceOptions | None = None, trace_file=None,
+               started_s: float | None = None) -> dict | None:
     """Run `policy` on the scenario across all ranks; rank 0 returns the run's results
     (and shows progress on stderr if `progress`, and writes the run's part of the
-    timeline to `trace_file` if `trace` is given)."""
+    timeline to `trace_file` if `trace` is given). Start-up is measured from `started_s`
+    (time.perf_counter(); default: this call) to the first window."""
     t0 = time.perf_counter()
     rank = comm.Get_rank()
     layout = build_layout(sc)
@@ -77,6 +85,8 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     coord = timeline = shown = None
     hooks = []
     if placement[coord_cid] == rank:
+        from emu.coordinator import Coordinator
+
         by_mm = [[(tid, cpu, spec["daemon"]) for tid, m, _, _, spec, cpu in placed if m == mm]
                  for mm in range(len(layout.mm_names))]
         coord = Coordinator(coord_cid, ncpus, sc, layout, policy, by_mm)
@@ -90,8 +100,12 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
         shown = Progress(policy, engine, ncpus, sum(work_units(spec) for spec in mine),
                          units.pop() if len(units) == 1 else "work unit")
         hooks.append(shown)
+    first_window: list[float] = []
+    hooks.append(_first_window(first_window))
     rec = None
     if trace is not None:
+        from emu.trace import Recorder
+
         rec = Recorder(trace, comm.Get_size() - len(dormant), sc["cost"],
                        timeline.state if timeline else None)
         for c in [*cpus, coord]:
@@ -116,6 +130,8 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
         "latencies_us": [x * 1e6 for x in engine.latencies_s],
         "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "wall_s": wall,
+        "startup_s": first_window[0] - (t0 if started_s is None else started_s)
+        if first_window else None,                  # dormant ranks run no window
         "end_ns": end,
     }
     engine.close()
@@ -130,6 +146,8 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
 def _write_trace(MPI, comm, rec: Recorder, end: int, trace_file, policy: str,
                  scenario: str) -> None:
     """Every rank's part of the run's timeline to rank 0's file, as one process."""
+    from emu.trace import gather_trace
+
     if trace_file:
         trace_file.begin_run(rec.pid, policy, scenario)
     cut, end = gather_trace(MPI, comm, rec, end, trace_file.write if trace_file else None)
@@ -146,6 +164,14 @@ def _chain(hooks: list):
         for hook in hooks:
             hook(start)
     return chained
+
+
+def _first_window(stamps: list[float]):
+    """A hook noting the wall time of the first window in `stamps`."""
+    def hook(_start):
+        if not stamps:
+            stamps.append(time.perf_counter())
+    return hook
 
 
 def _fail_after(windows: int, rank: int):

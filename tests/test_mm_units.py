@@ -22,6 +22,7 @@ class StandInCoordinator:
         self.runner = ProcessRunner(lambda proc, req: None)
         self.now = 0
         self.told = {}
+        self.told_version = 0
         self.sent = []
 
     def send(self, *event):

@@ -73,12 +73,25 @@ class Kernel:
         self.kswapd_awake = [False] * self.nodes
         self.pages_under_io = {}       # cid -> True while its read is in flight
         self.numa_rate_window, self.numa_rate_pages = -1, 0
+        self._pub = self._pub_rows = None   # the window's published state, read as lists
+        self._masks: dict[tuple[int, int], tuple[int, ...]] = {}
 
     # -- mm_cpumask and tlb_gen ------------------------------------------------------------
-    def cpumask(self, mm: int) -> list[int]:
-        """mm_cpumask(mm) at the current task's time, from what the CPUs published."""
-        return mm_cpumask(self.coord.engine.pub, mm, self.ncpus, self.coord.now,
-                          self.coord.told)
+    def cpumask(self, mm: int) -> tuple[int, ...]:
+        """mm_cpumask(mm) at the current task's time, from what the CPUs published.
+
+        The published state is fixed for a window (a new array each window), so its rows
+        are read once per window and each (mm, time) answered once: reclaim asks for
+        every PTE it clears. What the coordinator told CPUs since is part of the key."""
+        pub = self.coord.engine.pub
+        if pub is not self._pub:
+            self._pub, self._pub_rows, self._masks = pub, pub[:self.ncpus].tolist(), {}
+        key = (mm, self.coord.now, self.coord.told_version)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = self._masks[key] = mm_cpumask(self._pub_rows, mm, self.coord.now,
+                                                 self.coord.told)
+        return mask
 
     def inc_mm_tlb_gen(self, mm: int) -> int:
         gen = self.R.mm_gen[mm] + 1

@@ -11,8 +11,6 @@ coordinator: mm_cpumask and the lazy state of other CPUs come from what they pub
 at the last window boundary, read as of the flush's simulated time (`tlbstate_at`).
 """
 
-import numpy as np
-
 from emu import protocol as P
 from emu.protocol import FULL, IPI, NO_MM
 
@@ -50,20 +48,23 @@ def tlbstate_at(pub, cpu: int, t: int, told=()) -> tuple[int, int, int] | None:
     return (*P.unpack_tlbstate(state), bits)
 
 
-def mm_cpumask(pub, mm: int, ncpus: int, t: int, told: dict) -> list[int]:
-    """mm_cpumask(mm) at time `t`: CPUs that did not change since the last window
-    boundary and were told nothing since read directly, the others replayed (in the
-    mask if unknown: safe side)."""
-    rows = pub[:ncpus]
+def mm_cpumask(rows, mm: int, t: int, told: dict) -> tuple[int, ...]:
+    """mm_cpumask(mm) at time `t` from the CPUs' published rows, as Python lists (numpy
+    calls on the small array, once per PTE clear, dominated reclaim's cost: see
+    docs/performance.md). CPUs that did not change since the last window boundary and
+    were told nothing since read directly, the others replayed (in the mask if unknown:
+    safe side)."""
     bit = 1 << mm
-    steady = rows[:, P.PUB_NCHANGES] == 0
-    steady[list(told)] = False
-    mask = set(np.flatnonzero(steady & (rows[:, P.PUB_CPUMASK] & bit != 0)).tolist())
-    for c in np.flatnonzero(~steady).tolist():
-        state = tlbstate_at(pub, c, t, told.get(c, ()))
-        if state is None or state[2] & bit:
-            mask.add(c)
-    return sorted(mask)
+    mask = []
+    for c, row in enumerate(rows):
+        if row[P.PUB_NCHANGES] == 0 and c not in told:
+            if row[P.PUB_CPUMASK] & bit:
+                mask.append(c)
+        else:
+            state = tlbstate_at(rows, c, t, told.get(c, ()))
+            if state is None or state[2] & bit:
+                mask.append(c)
+    return tuple(mask)
 
 
 def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int, told=()) -> bool:

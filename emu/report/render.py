@@ -6,7 +6,6 @@ import io
 
 from emu.report.seed import seed_comparison
 
-FORMATS = ("report", "interrupts", "perf", "vmstat", "csv", "latency")
 NEEDS = {"latency": ("shootdown_latency_ns",)}    # run fields older results files lack
 LATENCY = ("count", "p50", "p99", "max")
 

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,12 +71,16 @@ def emu_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def emu_job(ranks: int, extra: list[str], cwd: Path) -> tuple[float, dict]:
-    """(job wall seconds, results document) of one `python -m emu` job run from `cwd`."""
+def emu_job(ranks: int, extra: list[str], cwd: Path, keep: str | None = None
+            ) -> tuple[float, dict]:
+    """(job wall seconds, results document) of one `python -m emu` job run from `cwd`;
+    the results file is also copied to `keep` if given."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "r.json")
         wall, _ = timed([mpiexec(), "-n", str(ranks), sys.executable, "-m", "emu", *extra,
                          "--json", out, "--quiet"], cwd, timeout=3600)
+        if keep:
+            shutil.copyfile(out, keep)
         with open(out) as f:
             return wall, json.load(f)
 
@@ -169,6 +174,8 @@ def main() -> None:
     ap.add_argument("--ranks", default="8,128", help="comma-separated (default: %(default)s)")
     ap.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     ap.add_argument("--baseline", metavar="REV", help="also measure this commit, side by side")
+    ap.add_argument("--results-dir", metavar="DIR",
+                    help="keep each job's results file there (emu-N.json, baseline-N.json)")
     ap.add_argument("--floor", default=str(FLOOR), help="sync_floor.py (default: %(default)s)")
     ap.add_argument("--scenario", help="passed to python -m emu (default: its own)")
     ap.add_argument("--policies", help="passed to python -m emu (default: its own)")
@@ -183,6 +190,13 @@ def main() -> None:
     print(f"emu benchmark: python -m emu {' '.join(extra)}".rstrip() +
           f"; {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}", flush=True)
     rows, base = [], [] if args.baseline else None
+    if args.results_dir:
+        os.makedirs(args.results_dir, exist_ok=True)
+
+    def kept(name: str, ranks: int) -> str | None:
+        return os.path.join(args.results_dir, f"{name}-{ranks}.json") if args.results_dir \
+            else None
+
     rev = ""
     with tempfile.TemporaryDirectory() as tmp:
         tree = None
@@ -193,9 +207,11 @@ def main() -> None:
         try:
             for ranks in [int(x) for x in args.ranks.split(",")]:
                 floors = startup_floor(ranks), sync_floor(ranks, floor)
-                rows.append(make_row(ranks, *emu_job(ranks, extra, ROOT), *floors))
+                rows.append(make_row(ranks, *emu_job(ranks, extra, ROOT, kept("emu", ranks)),
+                                     *floors))
                 if tree is not None:
-                    base.append(make_row(ranks, *emu_job(ranks, extra, tree), *floors))
+                    base.append(make_row(ranks, *emu_job(ranks, extra, tree,
+                                                         kept("baseline", ranks)), *floors))
         finally:
             if tree is not None:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,

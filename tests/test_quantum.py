@@ -3,6 +3,7 @@ carried by timestamps. So a scenario whose shootdowns all come from user threads
 the same simulated results for any quantum, and a tiering run converges as the quantum
 shrinks (docs/simplifications.md states what remains window-dependent, measured)."""
 
+import pytest
 from conftest import ipis, run_json
 from test_policies import SMALL_LLAMA
 
@@ -38,6 +39,7 @@ def test_user_shootdowns_to_many_cpus_do_not_depend_on_the_quantum(tmp_path):
         assert r["shootdown_latency_ns"] == runs[0]["shootdown_latency_ns"]
 
 
+@pytest.mark.timeout(900)
 def test_tiering_converges_as_the_quantum_shrinks(tmp_path):
     """A small llama-tiering (reclaim, demotion, NUMA scan): runtimes within 2%, and
     vanilla's IPIs and dTLB misses within 5%, across the quanta. (What is not within 5%

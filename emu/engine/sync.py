@@ -17,6 +17,7 @@ a broadcast blob (the coordinator's page-table change log). Buffers alternate by
 parity: a rank can be at most one epoch ahead of the slowest, so two suffice.
 """
 
+import errno
 import os
 import select
 import shutil
@@ -129,8 +130,16 @@ class WindowSync:
         os.mkfifo(mine)
         self.rfd = os.open(mine, os.O_RDWR)
         self._node_barrier()
-        self.wfds = [os.open(os.path.join(self.pipe_dir, str(i)), os.O_WRONLY | os.O_NONBLOCK)
-                     for i in range(self.nsize)]
+        self.wfds = [self._open_writer(i) for i in range(self.nsize)]
+
+    def _open_writer(self, i: int) -> int:
+        try:
+            return os.open(os.path.join(self.pipe_dir, str(i)), os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO:   # ENXIO: no reader, so rank i is gone: name it
+                raise
+            self.live.check(now=True)
+            raise
 
     def _node_barrier(self) -> None:
         """A barrier of this node's ranks that notices a dead one."""

@@ -2,7 +2,8 @@
 
 Initiator side: flush_tlb_mm_range() turns a range into a flush request; the targets
 are mm_cpumask(mm) minus the initiator, filtered by should_flush_tlb() (lazy CPUs are
-skipped unless page tables were freed). Target side: flush_tlb_func() compares the
+skipped unless page tables were freed; CPUs running another mm too, except when the
+once-a-second trim_cpumask is set, 6.13+). Target side: flush_tlb_func() compares the
 CPU's per-ASID tlb_gen with the mm's and does nothing, a per-page INVLPG, or a full
 flush. switch_mm_irqs_off() picks one of the 6 PCID slots and flushes a stale one.
 

@@ -112,6 +112,7 @@ class Coordinator(Component):
 
     def publish(self, slots) -> None:
         slots[:] = 0
+        slots[P.PUB_LUF_PENDING_MMS] = self.k.policy.luf_pending_mms()
 
     def _handle(self, ev, t: int) -> None:
         kind, p = ev[4], ev[5]
@@ -123,6 +124,9 @@ class Coordinator(Component):
         elif kind == P.SYSCALL:
             tid, op, args, cpu = p
             self._user(lambda task: self._syscall(task, op, args), t, cpu, tid)
+        elif kind == P.SWITCH_FLUSH:
+            tid, mm, cpu = p
+            self._user(lambda task: k.policy.finish_task_switch(task, k.mms[mm]), t, cpu, tid)
         elif kind == P.ACK:
             w = self._waiting[p[0]]
             w[1] -= 1
@@ -243,7 +247,7 @@ class Coordinator(Component):
         # filters out lazy CPUs: a request can count with no IPI sent
         self.initiator_stats["nr_tlb_remote_flush"][cpu] += 1
         targets = ipi_targets(self.engine.pub, req.cpumask, cpu, req.mm, req.freed_tables, t,
-                              self.told)
+                              self.told, req.trim)
         if not targets:
             self.runner.resume(proc, t)
             return

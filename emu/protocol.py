@@ -14,6 +14,9 @@ SYSCALL = 11       # (tid, op, args, cpu)
 YOUNG = 13         # (vpages,) accessed bits set by page walks since the last report
 THREAD_EXIT = 14   # (tid, mm)
 HOLDS_REPLY = 15   # (token, pfns held, cpu) ideal policy only: global knowledge, not an IPI
+SWITCH_FLUSH = 16  # (tid, prev_mm, cpu) finish_task_switch() after idle borrowed prev_mm:
+                   # luf_flush_mm(prev_mm) (LUF v12 patch 19); sent only when the
+                   # coordinator published prev_mm as having CPUs not yet flushed
 # coordinator -> CPU
 REPLY = 20         # (tid, result)
 IO_WAIT = 21       # (tid,) the thread sleeps in I/O until its REPLY
@@ -39,6 +42,8 @@ PUB_CLOCK = 9        # the CPU's simulated time at publication: its history ends
 PUB_CHANGES = 10     # PUB_MAX_CHANGES triples (time, packed state, mm_cpumask bits)
 PUB_MAX_CHANGES = 8
 PUB_SLOTS = PUB_CHANGES + 3 * PUB_MAX_CHANGES
+# The coordinator's row
+PUB_LUF_PENDING_MMS = 0   # bit m set: mm m's LUF batch has CPUs not yet done (luf only)
 
 
 def pack_tlbstate(mm: int, lazy: bool) -> int:

@@ -95,15 +95,48 @@ def _luf_without(tmp_path, scenario, point):
     return doc["runs"][0]
 
 
+# In every hazard the madvise thread sleeps after the pageout, so its CPU idles lazily
+# on the victim's mm and its wake-up runs finish_task_switch()'s luf_flush_mm(), which
+# reaches the reader first; each point below is shown alone with that flush off too.
 def test_fault_flush_alone_closes_the_shared_writer_hazard(tmp_path):
     """handle_mm_fault()'s luf_flush_mapping() for a VM_SHARED file (patch 20)."""
-    run = _luf_without(tmp_path, "hazard-shared-writer", "fault")
+    run = _luf_without(tmp_path, "hazard-shared-writer", "fault,switch")
     assert run["oracle"]["by_kind"]["stale-read-after-divergence"] > 0
 
 
 def test_takeoff_flush_alone_closes_kernel_reuse(tmp_path):
-    run = _luf_without(tmp_path, "hazard-kernel-reuse", "takeoff")
+    run = _luf_without(tmp_path, "hazard-kernel-reuse", "takeoff,switch")
     assert run["oracle"]["by_kind"]["reallocated-frame"] > 0
+
+
+def test_switch_flush_runs_only_under_luf_after_idle_borrowed_a_pending_mm(tmp_path):
+    """finish_task_switch() -> luf_flush_mm(prev_mm) (patch 19). Not needed for safety
+    in emu (docs/luf.md): every hazard has a later point that covers it. Here, with the
+    take-off flush off, it alone reaches the reader: CPU 0 idles on the victim's mm
+    after the pageout and flushes its pending CPUs when its thread wakes. vanilla never
+    sends it; without the idle after the pageout there is no idle -> task switch from a
+    pending mm, so it never fires."""
+    runs = _compare(tmp_path, "hazard-kernel-reuse", ["vanilla", "luf"], "--cpus", "8",
+                    "--set", "kernel.luf_test_disable=takeoff", ranks=2)
+    luf, vanilla = runs["luf"], runs["vanilla"]
+    assert luf["oracle"]["violations"] == 0
+    assert luf["policy_stats"]["flush_switch"] >= 1
+    assert luf["shootdowns_by_source"]["luf_switch"]["ipis"] >= 1
+    assert luf["shootdown_latency_ns"]["luf_switch"]["count"] >= 1
+    assert "flush_switch" not in vanilla["policy_stats"]
+    assert "luf_switch" not in vanilla["shootdowns_by_source"]
+    assert "luf_switch" not in vanilla["shootdown_latency_ns"]
+    from emu.scenario.load import BUILTIN
+    text = (BUILTIN / "hazard-kernel-reuse.toml").read_text()
+    sleep = '    { op = "sleep", ns = 1_000_000 },\n    { op = "kalloc"'
+    assert text.count(sleep) == 1
+    path = tmp_path / "no-idle-after-pageout.toml"
+    path.write_text(text.replace(sleep, '    { op = "kalloc"'))
+    run = run_json(2, tmp_path, "run", "--scenario", str(path), "--policy", "luf", "--cpus",
+                   "8", timeout=300)["runs"][0]
+    assert run["oracle"]["violations"] == 0
+    assert run["policy_stats"].get("flush_switch", 0) == 0
+    assert run["policy_stats"]["flush_takeoff"] >= 1
 
 
 def test_file_write_flush_alone_closes_a_write_from_another_cpu(tmp_path):
@@ -124,5 +157,5 @@ def test_file_write_flush_alone_closes_a_write_from_another_cpu(tmp_path):
                     "--cpus", "8", timeout=300)["runs"][0]
     assert safe["oracle"]["violations"] == 0
     assert safe["policy_stats"].get("flush_takeoff", 0) == 0
-    run = _luf_without(tmp_path, str(path), "file_write")
+    run = _luf_without(tmp_path, str(path), "file_write,switch")
     assert run["oracle"]["by_kind"]["stale-read-after-divergence"] > 0

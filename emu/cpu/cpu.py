@@ -48,6 +48,7 @@ class Cpu(Component):
         self.slots = [[-1, 0, 0] for _ in range(m["pcid_slots"])]  # [mm, tlb_gen, epoch]
         self.next_asid = 0
         self.loaded_mm, self.loaded_slot, self.is_lazy = -1, 0, False
+        self.borrowed_mm = -1            # idle's active_mm: the mm it went lazy on
         self.cpumask_bits = 0
         self.prev_state = (P.pack_tlbstate(-1, False), 0)  # at the last publication...
         self.changes: list[tuple[int, int, int]] = []      # ...and (time, state, bits) since
@@ -111,7 +112,8 @@ class Cpu(Component):
             self.changes.append(state)
 
     def switch_to_init_mm(self) -> None:
-        self.leave_cpumask(self.loaded_mm)
+        """The lazy drop in flush_tlb_func(): the CPU stays in the mm's mm_cpumask
+        until an IPI for that mm finds it elsewhere (6.13+, "Update mm_cpumask lazily")."""
         self.set_tlbstate(-1, False)
 
     def holds_frame(self, pfn: int) -> bool:
@@ -218,6 +220,7 @@ class Cpu(Component):
         """Nothing runnable: idle borrows the mm (lazy TLB mode); report accessed bits."""
         if self.current is None and not self.is_lazy and self.loaded_mm >= 0:
             self.set_tlbstate(self.loaded_mm, True)
+            self.borrowed_mm = self.loaded_mm
         if self.young:
             self._report_young()
         if self.trace is not None and self.current is None:
@@ -244,11 +247,26 @@ class Cpu(Component):
             self.current = None
 
     def _switch_to(self, th) -> None:
+        prev_mm, self.borrowed_mm = self.borrowed_mm, -1
         self.current = th
         self.stats["context_switches"] += 1
         self.clock += self.cost["context_switch_ns"]
         x86.switch_mm_irqs_off(self, th.mm)
         self.slice_end = self.clock + self.slice_ns
+        if prev_mm >= 0 and int(self.engine.pub[self.coordinator, P.PUB_LUF_PENDING_MMS]) \
+                >> prev_mm & 1:
+            self._finish_task_switch(th, prev_mm)
+
+    def _finish_task_switch(self, th, prev_mm: int) -> None:
+        """Idle -> task: finish_task_switch() drops idle's borrowed mm (rq->prev_mm) and,
+        under LUF, runs luf_flush_mm(prev_mm) synchronously (v12 patch 19). The kernel
+        side runs it as a task on this CPU; the thread waits in the kernel meanwhile.
+        Sent only when the coordinator published prev_mm as having CPUs not yet done."""
+        if self.trace is not None:
+            self.trace.cpu_state(self.cid, "finish_task_switch", self.clock,
+                                 f'{{"tid":{th.tid},"prev_mm":{prev_mm}}}')
+        self.send(self.coordinator, P.SWITCH_FLUSH, (th.tid, prev_mm, self.cid), self.clock)
+        th.state = "kernel"
 
     def _block(self, th, state: str) -> None:
         th.state = state

@@ -33,7 +33,7 @@ VMSTAT = ("pgfault", "pgmajfault", "pgalloc", "pgfree", "allocstall", "pgscan_ks
 # Where shootdowns come from, for the report's breakdown
 SOURCES = ("munmap", "madvise", "mprotect", "mmap", "cow", "truncate", "reclaim", "demotion",
            "promotion", "numa_scan", "migrate", "luf_takeoff", "luf_hook",
-           "batched_pending", "ideal", "other")
+           "luf_switch", "batched_pending", "ideal", "other")
 
 
 class Kernel:
@@ -98,15 +98,16 @@ class Kernel:
         self.R.set(MM_GEN, mm, gen)
         return gen
 
-    def shootdown(self, task, cpumask, mm, start, npages, new_gen, freed):
-        """Flush the given CPUs (None: mm_cpumask) from `task`'s CPU and wait for acks."""
+    def shootdown(self, task, cpumask, mm, start, npages, new_gen, freed, trim=False):
+        """Flush the given CPUs (None: mm_cpumask) from `task`'s CPU and wait for acks
+        (`trim`: also those left in the mask running another mm, tlb.py)."""
         mask = self.cpumask(mm) if cpumask is None else cpumask
         if not any(c != task.cpu for c in mask):
             if task.cpu in mask:      # only the initiator: a local flush, no IPI, no wait
                 self.coord.local_flush(task, mm, start, npages, new_gen)
             return
         self.shootdown_sources[task.source or "other"] += 1
-        yield Shootdown(mask, mm, start, npages, new_gen, freed)
+        yield Shootdown(mask, mm, start, npages, new_gen, freed, trim)
 
     # -- page tables, reverse map, contents ------------------------------------------------
     def set_pte(self, vpage: int, pte: int) -> None:

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from emu.mm.tlb import TRIM_INTERVAL_NS
+
 PROT_BITS = {"none": 0, "r": 1, "rw": 3, "rx": 5}   # PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4
 
 
@@ -18,6 +20,7 @@ class MmStruct:
     mmap_locked: bool = False        # mmap_lock held for write by mmap/munmap
     tlb_flush_pending: int = 0       # mmu_gathers in progress (mm_tlb_flush_nested())
     luf: object = None               # policy state folded into the mm (LUF)
+    next_trim_cpumask: int = TRIM_INTERVAL_NS   # mm->context: jiffies + HZ at creation (t = 0)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Initiator side: flush_tlb_mm_range() turns a range into a flush request; the targets
 are mm_cpumask(mm) minus the initiator, filtered by should_flush_tlb() (lazy CPUs are
-skipped unless page tables were freed). Target side: flush_tlb_func() compares the
+skipped unless page tables were freed; CPUs running another mm too, except when the
+once-a-second trim_cpumask is set, 6.13+). Target side: flush_tlb_func() compares the
 CPU's per-ASID tlb_gen with the mm's and does nothing, a per-page INVLPG, or a full
 flush. switch_mm_irqs_off() picks one of the 6 PCID slots and flushes a stale one.
 
@@ -13,6 +14,8 @@ at the last window boundary, read as of the flush's simulated time (`tlbstate_at
 
 from emu import protocol as P
 from emu.protocol import FULL, IPI, NO_MM
+
+TRIM_INTERVAL_NS = 1_000_000_000  # HZ jiffies; also the first trim's delay (init_new_context())
 
 
 def flush_npages(npages: int, ceiling: int) -> int:
@@ -67,8 +70,11 @@ def mm_cpumask(rows, mm: int, t: int, told: dict) -> tuple[int, ...]:
     return tuple(mask)
 
 
-def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int, told=()) -> bool:
-    """The IPI filter of native_flush_tlb_multi()/should_flush_tlb(), at time `t`."""
+def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int, told=(),
+                     trim: bool = False) -> bool:
+    """The IPI filter of native_flush_tlb_multi()/should_flush_tlb(), at time `t`.
+    `trim` (info->trim_cpumask): a CPU left in the mask that runs another mm is
+    flushed too, and so drops out of the mask (flush_tlb_func())."""
     if freed_tables:
         return True                      # on_each_cpu_mask: lazy CPUs too
     state = tlbstate_at(pub, cpu, t, told)
@@ -77,13 +83,24 @@ def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int, told=()
     loaded, lazy, _ = state
     if lazy:
         return False                     # flushes at its next switch instead
-    return mm == NO_MM or loaded == mm   # batched flush: every non-lazy CPU in the mask
+    return mm == NO_MM or loaded == mm or trim   # batched flush: every non-lazy CPU
 
 
 def ipi_targets(pub, cpumask, initiator: int, mm: int, freed_tables: bool,
-                t: int, told: dict) -> list[int]:
+                t: int, told: dict, trim: bool = False) -> list[int]:
     return [c for c in cpumask
-            if c != initiator and should_flush_tlb(pub, c, mm, freed_tables, t, told.get(c, ()))]
+            if c != initiator and should_flush_tlb(pub, c, mm, freed_tables, t, told.get(c, ()),
+                                                   trim)]
+
+
+def should_trim_cpumask(mm, t: int) -> bool:
+    """should_trim_cpumask() (6.13+, "x86/mm/tlb: Only trim the mm_cpumask once a
+    second"): true at most once per TRIM_INTERVAL_NS per mm, the first time a flush of
+    the mm with another CPU in its mask comes after mm->context.next_trim_cpumask."""
+    if t > mm.next_trim_cpumask:
+        mm.next_trim_cpumask = t + TRIM_INTERVAL_NS
+        return True
+    return False
 
 
 def send_ipis(sender, token: int, initiator: int, targets, flush, t: int,
@@ -181,20 +198,24 @@ def catch_up_after_join(cpu) -> None:
 class Shootdown:
     """A request from a kernel task: flush `cpumask` (None: mm_cpumask(mm)) and wait."""
 
-    __slots__ = ("cpumask", "mm", "start", "npages", "new_gen", "freed_tables")
+    __slots__ = ("cpumask", "mm", "start", "npages", "new_gen", "freed_tables", "trim")
 
-    def __init__(self, cpumask, mm, start, npages, new_gen, freed_tables):
+    def __init__(self, cpumask, mm, start, npages, new_gen, freed_tables, trim=False):
         self.cpumask, self.mm, self.start, self.npages = cpumask, mm, start, npages
-        self.new_gen, self.freed_tables = new_gen, freed_tables
+        self.new_gen, self.freed_tables, self.trim = new_gen, freed_tables, trim
 
 
 def flush_tlb_mm_range(k, task, mm: int, start: int, npages: int, freed_tables: bool):
-    """flush_tlb_mm_range(): bump the mm's tlb_gen, IPI the CPUs that may cache it."""
+    """flush_tlb_mm_range(): bump the mm's tlb_gen, IPI the CPUs that may cache it;
+    when another CPU is in the mask, once a second also the CPUs left in it that run
+    something else (should_trim_cpumask())."""
     new_gen = k.inc_mm_tlb_gen(mm)
     npages = flush_npages(npages, k.flush_ceiling)
     if npages == FULL:
         start = 0
-    yield from k.shootdown(task, None, mm, start, npages, new_gen, freed_tables)
+    trim = any(c != task.cpu for c in k.cpumask(mm)) and \
+        should_trim_cpumask(k.mms[mm], task.t)
+    yield from k.shootdown(task, None, mm, start, npages, new_gen, freed_tables, trim)
 
 
 def flush_tlb_mm(k, task, mm: int):

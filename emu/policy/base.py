@@ -137,6 +137,15 @@ class ShootdownPolicy:
         return
         yield
 
+    def finish_task_switch(self, task, mm):
+        """A CPU switched from idle, which had borrowed `mm`, to a task (LUF only)."""
+        return
+        yield
+
+    def luf_pending_mms(self) -> int:
+        """Bit m set: mm m may still need a LUF flush (published for the CPUs' switch)."""
+        return 0
+
     def luf_pending_pages(self) -> int:
         """Freed pages still carrying a LUF key (their flush may be pending); for plots."""
         return 0

@@ -24,7 +24,7 @@ from emu.policy.luf_batch import LUF_UGEN_INIT, LufBatch, LufTable, next_ugen, p
 from emu.protocol import FULL, NO_MM
 
 ZONE_UGEN_INIT = 2                        # "zone_ugen will start with 2" (patch 21)
-TEST_POINTS = ("takeoff", "fault", "tlb_end_vma", "file_write", "not_freed",
+TEST_POINTS = ("takeoff", "fault", "tlb_end_vma", "file_write", "not_freed", "switch",
                "batched_pending_credit")
 
 
@@ -197,7 +197,8 @@ class LufPolicy(ShootdownPolicy):
         ugen = self.table.new_ugen()
         self.stats["partial_shootdown_targets"] += len(cpus)
         self.count(f"flush_{reason}")
-        task.source = "luf_takeoff" if reason.startswith("takeoff") else "luf_hook"
+        task.source = "luf_takeoff" if reason.startswith("takeoff") else \
+            "luf_switch" if reason == "switch" else "luf_hook"
         yield from self.k.shootdown(task, sorted(cpus), NO_MM, 0, FULL, 0, False)
         self.table.mark_done(cpus, ugen)
 
@@ -231,6 +232,22 @@ class LufPolicy(ShootdownPolicy):
         (docs/luf.md); `flush_fault_end` counts the flushes only the end call sent."""
         if "fault" not in self.skip and (write or vma_maywrite(vma)):
             yield from self._flush_vma(task, vma, "fault_end" if end else "fault")
+
+    def finish_task_switch(self, task, mm):
+        """finish_task_switch() -> luf_flush_mm(rq->prev_mm) (patches 16, 19): the mm
+        idle borrowed, flushed from the switching CPU, dieted like every owner flush."""
+        yield from self._flush_owner(task, mm, "switch")
+
+    def luf_pending_mms(self) -> int:
+        """The mms whose batch still has a CPU not done (arch_tlbbatch_diet() would
+        leave one): the CPUs send finish_task_switch's flush only for these."""
+        bits = 0
+        if "switch" in self.skip:
+            return bits
+        for mm in self.k.mms:
+            if mm.luf is not None and self.table.diet(mm.luf.cpumask, mm.luf.ugen):
+                bits |= 1 << mm.id
+        return bits
 
     def file_write(self, task, file):
         if "file_write" not in self.skip:

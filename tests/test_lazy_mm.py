@@ -1,0 +1,115 @@
+"""Lazy TLB mode and mm_cpumask on x86 6.13+, and the CPU side of LUF's
+finish_task_switch() flush: pure unit tests, no MPI.
+
+- A lazy CPU that drops its borrowed mm on a flush IPI stays in that mm's mm_cpumask;
+  the next IPI for the mm that finds it running something else clears the bit
+  ("x86/mm/tlb: Update mm_cpumask lazily").
+- should_trim_cpumask() is true at most once a second per mm, never in the mm's first
+  second; with it, a flush of the mm also reaches non-lazy CPUs left in its mask.
+- An idle -> task switch asks the kernel side for luf_flush_mm(prev_mm) only when idle
+  had borrowed prev_mm and the coordinator published prev_mm as pending; the thread
+  then waits in the kernel.
+"""
+
+import types
+
+import numpy as np
+from test_workloads import hot_cpu
+
+from emu import protocol as P
+from emu.mm.mm_types import MmStruct
+from emu.mm.tlb import (
+    TRIM_INTERVAL_NS,
+    flush_tlb_func,
+    ipi_targets,
+    should_flush_tlb,
+    should_trim_cpumask,
+)
+from emu.protocol import FULL, NO_MM
+
+
+def test_trim_at_most_once_a_second_per_mm_and_not_in_its_first_second():
+    mm = MmStruct(0, "p", [])
+    assert not should_trim_cpumask(mm, 0)
+    assert not should_trim_cpumask(mm, TRIM_INTERVAL_NS)          # time_after(): strictly
+    assert should_trim_cpumask(mm, TRIM_INTERVAL_NS + 5)
+    assert not should_trim_cpumask(mm, TRIM_INTERVAL_NS + 6)
+    assert not should_trim_cpumask(mm, 2 * TRIM_INTERVAL_NS + 5)
+    assert should_trim_cpumask(mm, 2 * TRIM_INTERVAL_NS + 6)
+    assert not should_trim_cpumask(MmStruct(1, "q", []), TRIM_INTERVAL_NS)   # its own clock
+
+
+def _pub(states):
+    """Published rows for CPUs in steady state: (loaded mm, lazy, mm_cpumask bits)."""
+    pub = np.zeros((len(states), P.PUB_SLOTS), np.int64)
+    for c, (mm, lazy, bits) in enumerate(states):
+        pub[c, P.PUB_PREV_STATE] = P.pack_tlbstate(mm, lazy)
+        pub[c, P.PUB_PREV_MASK] = bits
+        pub[c, P.PUB_CLOCK] = 10**12
+    return pub
+
+
+def test_trim_adds_only_non_lazy_cpus_running_another_mm():
+    # CPU 0 initiates; 1 runs mm 0; 2 runs mm 1 but is left in mm 0's mask; 3 is lazy
+    # on mm 0; 4 dropped mm 0 to init_mm and is still in its mask
+    pub = _pub([(0, False, 1), (0, False, 1), (1, False, 3), (0, True, 1), (-1, False, 1)])
+    mask = (0, 1, 2, 3, 4)
+    assert ipi_targets(pub, mask, 0, 0, False, 5, {}) == [1]
+    assert ipi_targets(pub, mask, 0, 0, False, 5, {}, trim=True) == [1, 2, 4]
+    assert ipi_targets(pub, mask, 0, 0, True, 5, {}) == [1, 2, 3, 4]     # freed tables
+    assert ipi_targets(pub, mask, 0, NO_MM, False, 5, {}) == [1, 2, 4]   # batched
+    assert not should_flush_tlb(pub, 3, 0, False, 5, (), trim=True)
+
+
+def test_lazy_drop_keeps_the_mm_cpumask_bit_until_an_ipi_for_that_mm(tmp_path):
+    cpu, th, _ = hot_cpu(tmp_path)
+    cpu.current, th.state = None, "sleep"
+    cpu._go_idle()
+    assert cpu.is_lazy and cpu.cpumask_bits == 1
+    flush_tlb_func(cpu, 0, 0, FULL, 5, local=False)         # lazy: drop to init_mm
+    assert (cpu.loaded_mm, cpu.is_lazy, cpu.cpumask_bits) == (-1, False, 1)
+    flush_tlb_func(cpu, NO_MM, 0, FULL, 0, local=False)     # batched: no mm to compare
+    assert cpu.cpumask_bits == 1
+    flush_tlb_func(cpu, 0, 0, FULL, 6, local=False)         # mm 0 not loaded: leave
+    assert cpu.cpumask_bits == 0
+
+
+def _switch_cpu(tmp_path, pending_bits):
+    cpu, th, _ = hot_cpu(tmp_path)
+    sent = []
+    cpu.engine = types.SimpleNamespace(epoch=0, pub=np.zeros((2, P.PUB_SLOTS), np.int64),
+                                       post=sent.append)
+    cpu.engine.pub[cpu.coordinator, P.PUB_LUF_PENDING_MMS] = pending_bits
+    return cpu, th, sent
+
+
+def _idle_then_wake(cpu, th):
+    cpu.current, th.state = None, "sleep"
+    cpu._go_idle()
+    th.state = "ready"
+    cpu._switch_to(th)
+
+
+def test_idle_to_task_switch_asks_for_luf_flush_mm_of_the_borrowed_mm(tmp_path):
+    cpu, th, sent = _switch_cpu(tmp_path, 1)
+    _idle_then_wake(cpu, th)
+    assert [(e[4], e[5]) for e in sent] == [(P.SWITCH_FLUSH, (th.tid, 0, 0))]
+    assert sent[0][0] == cpu.clock and th.state == "kernel"
+    sent.clear()
+    th.state = "ready"
+    cpu._switch_to(th)                          # task -> task: no borrowed mm
+    assert sent == [] and th.state == "ready"
+
+
+def test_switch_flush_survives_the_lazy_drop_and_needs_the_pending_bit(tmp_path):
+    cpu, th, sent = _switch_cpu(tmp_path, 1)
+    cpu.current, th.state = None, "sleep"
+    cpu._go_idle()
+    flush_tlb_func(cpu, 0, 0, FULL, 5, local=False)   # idle's active_mm is still mm 0
+    th.state = "ready"
+    cpu._switch_to(th)
+    assert [e[5] for e in sent] == [(th.tid, 0, 0)]
+    for bits in (0, 2):                               # mm 0 not published as pending
+        cpu, th, sent = _switch_cpu(tmp_path, bits)
+        _idle_then_wake(cpu, th)
+        assert sent == [] and th.state == "ready"

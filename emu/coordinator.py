@@ -13,7 +13,7 @@ from emu.engine.process import Delay, Process, ProcessRunner, Wait
 from emu.latency import LatencyLog
 from emu.mm import filemap, madvise, memory, migrate, mmap, mprotect, numa_balancing, page_alloc, vmscan
 from emu.mm.kernel import Kernel
-from emu.mm.tlb import Shootdown, ipi_targets, send_ipis
+from emu.mm.tlb import Shootdown, ipi_condition, ipi_targets, send_ipis
 from emu.policy import make_policy
 
 KTHREAD_CPU = 0
@@ -130,9 +130,13 @@ class Coordinator(Component):
         elif kind == P.ACK:
             w = self._waiting[p[0]]
             w[1] -= 1
-            w[2] = max(w[2], t)
+            if p[1]:
+                w[2] = max(w[2], t)
+            else:                   # an IPI the kernel would not have sent: not counted,
+                self.k.ipis_by_source[w[3]] -= 1        # no wait on it
+                self.initiator_stats["ipi_sent"][w[0].cpu] -= 1
             if self.trace is not None:
-                self.trace.ack(p[0], ev[1], t, w[2] if w[1] == 0 else -1)
+                self.trace.ack(p[0], ev[1], t, w[2] if w[1] == 0 else -1, p[1])
             if w[1] == 0:
                 del self._waiting[p[0]]
                 proc = w[0]
@@ -196,22 +200,24 @@ class Coordinator(Component):
 
     def tell_thread(self, cpu: int, kind: int, payload, t: int) -> None:
         """Wake a thread (REPLY) or put it to sleep in I/O (IO_WAIT), and remember what
-        that does to its CPU's TLB state until the CPU publishes past `t`."""
+        that does to its CPU's TLB state until its publication reflects it."""
         tid = payload[0]
+        epoch = self.engine.epoch
         if kind == P.REPLY:
-            state = (t, self.tid_mm[tid], 0)
+            state = (t, self.tid_mm[tid], 0, epoch)
         else:
-            state = (t, self.tid_mm[tid], 1 if self.cpu_nthreads[cpu] == 1 else -1)
+            state = (t, self.tid_mm[tid], 1 if self.cpu_nthreads[cpu] == 1 else -1, epoch)
         self.told.setdefault(cpu, []).append(state)
         self.told_version += 1
         self.send(cpu, kind, payload, t)
 
     def _forget_told(self) -> None:
-        """Drop what every CPU has published its clock past."""
-        pub = self.engine.pub
+        """Drop what every CPU's publication reflects: a message sent in window e is
+        delivered at its end, handled in window e + 1 (its time is before that window's
+        end) and published at the end of e + 1, read from window e + 2 on."""
+        oldest = self.engine.epoch - 1
         for cpu in list(self.told):
-            clock = pub[cpu, P.PUB_CLOCK]
-            kept = [s for s in self.told[cpu] if s[0] > clock]
+            kept = [s for s in self.told[cpu] if s[3] >= oldest]
             if len(kept) == len(self.told[cpu]):
                 continue
             self.told_version += 1
@@ -253,7 +259,8 @@ class Coordinator(Component):
             return
         self.k.ipis_by_source[source] += len(targets)
         self.initiator_stats["ipi_sent"][cpu] += len(targets)
-        sent = t + send_ipis(self, token, cpu, targets, flush, t, self.k.cost)
+        sent = t + send_ipis(self, token, cpu, targets, flush, t, self.k.cost,
+                             ipi_condition(req.freed_tables, req.trim))
         if self.trace is not None:
             self.trace.shootdown(token, proc, t, targets, source)
         self._waiting[token] = [proc, len(targets), sent, source, t]

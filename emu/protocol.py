@@ -6,8 +6,9 @@ messages out and 40 back, exactly as many as the simulated IPIs.
 """
 
 # coordinator (acting for the initiating CPU) <-> target CPU
-IPI = 1            # (token, initiator, mm, start, npages, new_gen) flush request
-ACK = 2            # (token,) flush done, stamped from the IPI's arrival time
+IPI = 1            # (token, initiator, mm, start, npages, new_gen, sent, condition)
+ACK = 2            # (token, taken) flush done, stamped from the IPI's arrival time;
+                   # taken 0: the kernel would not have sent it (Cpu._unneeded_ipi)
 # CPU -> coordinator
 FAULT = 10         # (tid, vpage, access, cpu, segv_skip)
 SYSCALL = 11       # (tid, op, args, cpu)

@@ -14,7 +14,8 @@ SCHEMA = "emu-results/1"
 PER_CPU = ("tlb_shootdowns", "dtlb_load_misses", "dtlb_store_misses", "itlb_load_misses",
            "nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
            "nr_tlb_local_flush_one", "tlb_flush_on_switch", "page_faults",
-           "context_switches", "accesses", "ipi_sent", "idle_ns", "ipi_handler_ns", "segv_skipped")
+           "context_switches", "accesses", "ipi_sent", "idle_ns", "ipi_handler_ns", "segv_skipped",
+           "ipi_unneeded")
 VMSTAT_TLB = ("nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all",
               "nr_tlb_local_flush_one")
 # fields that depend on placement or the machine, not on the simulation

@@ -204,10 +204,16 @@ class Recorder:
             self.ipi_buckets[b] = self.ipi_buckets.get(b, 0) + 1
         self.pending[token] = [proc, t, sends, source, []]
 
-    def ack(self, token: int, target: int, t: int, resumed: int) -> None:
-        """An ack from `target` arrived at `t`; the task resumed at `resumed` (or -1)."""
+    def ack(self, token: int, target: int, t: int, resumed: int, taken: bool = True) -> None:
+        """An ack from `target` arrived at `t`; the task resumed at `resumed` (or -1). An
+        IPI the target did not take (Cpu._unneeded_ipi) is dropped from the story."""
         story = self.pending[token]
-        story[4].append((target, t))
+        if taken:
+            story[4].append((target, t))
+        else:
+            sent = next(s for c, s in story[2] if c == target)
+            story[2] = [(c, s) for c, s in story[2] if c != target]
+            self.ipi_buckets[sent // IPI_BUCKET_NS] -= 1
         if resumed < 0:
             return
         del self.pending[token]

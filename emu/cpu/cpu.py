@@ -22,12 +22,13 @@ STATS = ("tlb_shootdowns", "dtlb_load_misses", "dtlb_store_misses", "itlb_load_m
          "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all", "nr_tlb_local_flush_one",
          "tlb_flush_on_switch", "page_faults", "context_switches", "accesses", "idle_ns",
          "ipi_handler_ns", "segv_skipped", "miss_first_touch", "miss_flush_refill",
-         "miss_hot_refill")
+         "miss_hot_refill", "ipi_unneeded")
 LOST = (-1, -1)                  # Thread.hot_at after an INVLPG hit one of its hot pages
 
 VPAGE_MASK = (1 << VPAGE_BITS) - 1
 YOUNG_REPORT_PAGES = 64          # accessed-bit reports: at least this many pages...
 YOUNG_REPORT_NS = 50_000         # ...or this much simulated time since the last report
+HISTORY = 64                     # own (mm, lazy) changes kept, to judge IPIs sent in the past
 
 
 class Cpu(Component):
@@ -52,6 +53,7 @@ class Cpu(Component):
         self.cpumask_bits = 0
         self.prev_state = (P.pack_tlbstate(-1, False), 0)  # at the last publication...
         self.changes: list[tuple[int, int, int]] = []      # ...and (time, state, bits) since
+        self.history = deque([(-1, -1, False)], maxlen=HISTORY)  # (time, mm, lazy): own past
         self.joined_epoch = -10
         self.cost = c
         self.walk_ns, self.slice_ns = c["page_walk_ns"], sc["kernel"]["sched_base_slice_ns"]
@@ -105,15 +107,27 @@ class Cpu(Component):
             self._record_change()
 
     def _record_change(self) -> None:
+        self.history.append((self.clock, self.loaded_mm, self.is_lazy))
         state = (self.clock, P.pack_tlbstate(self.loaded_mm, self.is_lazy), self.cpumask_bits)
         if self.changes and self.changes[-1][0] == self.clock:
             self.changes[-1] = state      # several changes at one instant: keep the last
         else:
             self.changes.append(state)
 
+    def tlbstate_at(self, t: int) -> tuple[int, bool] | None:
+        """(loaded mm, is_lazy) at simulated time `t`, from this CPU's own recent past;
+        None if `t` is older than what it remembers."""
+        for when, mm, lazy in reversed(self.history):
+            if when <= t:
+                return mm, lazy
+        return None
+
     def switch_to_init_mm(self) -> None:
-        """The lazy drop in flush_tlb_func(): the CPU stays in the mm's mm_cpumask
-        until an IPI for that mm finds it elsewhere (6.13+, "Update mm_cpumask lazily")."""
+        """The lazy drop in flush_tlb_func(). The CPU leaves the mm's mm_cpumask here,
+        as before 6.13; 6.13+ keeps the bit until an IPI for that mm finds the CPU
+        elsewhere ("Update mm_cpumask lazily"), which emu does not model: with it the
+        batched flushes' IPI counts moved with the quantum (docs/simplifications.md)."""
+        self.leave_cpumask(self.loaded_mm)
         self.set_tlbstate(-1, False)
 
     def holds_frame(self, pfn: int) -> bool:
@@ -466,18 +480,35 @@ class Cpu(Component):
         arrival time: the ack is stamped from it even when this CPU ran past it within
         the window (the flush's effect on the TLBs is then applied at the CPU's clock,
         late by at most one window; docs/design.md); the handler's cost is charged here."""
-        token, _initiator, mm, start, npages, new_gen = payload
+        token, _initiator, mm, start, npages, new_gen, sent, condition = payload
+        if condition != x86.IPI_ALWAYS:
+            state = self.tlbstate_at(sent)
+            if state is not None and \
+                    not x86.wants_ipi(*state, mm, condition == x86.IPI_IF_WANTED_TRIM):
+                self._unneeded_ipi(token, src, arrival)
+                return
         before = self.clock
-        x86.flush_tlb_func(self, mm, start, npages, new_gen, local=False)
+        then = self.tlbstate_at(arrival) if arrival < before else None
+        x86.flush_tlb_func(self, mm, start, npages, new_gen, local=False,
+                           lazy=then[1] if then is not None else None)
         self.clock += self.cost["ipi_handler_ns"]
         spent = self.clock - before
         self.stats["ipi_handler_ns"] += spent
         ack_at = arrival + spent + self.cost["ipi_latency_ns"]
         if self.trace is not None:
             self.trace.ipi(self.cid, token, arrival, spent, ack_at)
-        self.send(src, P.ACK, (token,), ack_at)
+        self.send(src, P.ACK, (token, 1), ack_at)
         if arrival < before:
             self._refill_after_late_flush()
+
+    def _unneeded_ipi(self, token: int, src: int, arrival: int) -> None:
+        """An IPI the initiator sent because it could not know this CPU's state at its
+        time (a thread told to wait for I/O on a CPU with others): should_flush_tlb() on
+        the state this CPU really had says the kernel would not have sent it. It is not
+        taken (no flush, no handler cost, not in the TLB row); the ack only tells the
+        initiator, which does not wait on it."""
+        self.stats["ipi_unneeded"] += 1
+        self.send(src, P.ACK, (token, 0), arrival)
 
     def _refill_after_late_flush(self) -> None:
         """A flush taken late (this CPU ran past its arrival) would have made the

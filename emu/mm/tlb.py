@@ -28,13 +28,15 @@ def tlbstate_at(pub, cpu: int, t: int, told=()) -> tuple[int, int, int] | None:
     from the changes it published; None if unknown (the caller takes the safe side).
 
     Past the CPU's published clock, its state can only have changed through what the
-    coordinator told it since (`told`: (time, mm, lazy or -1 if unknown), in time order:
-    a thread woken by its reply runs its mm; a thread gone to wait for I/O leaves its
-    CPU idle, lazy, if it is the CPU's only thread)."""
+    coordinator told it that its publication does not reflect yet (`told`: (time, mm,
+    lazy or -1 if unknown, epoch), in time order: a thread woken by its reply runs its
+    mm; a thread gone to wait for I/O leaves its CPU idle, lazy, if it is the CPU's only
+    thread). Such a message takes effect at its time, or at once if the CPU's clock had
+    passed it (the CPU then handles it late), so it counts whenever its time is <= `t`."""
     row = pub[cpu]
-    if t > row[P.PUB_CLOCK]:
-        for ts, mm, lazy in reversed(told):
-            if row[P.PUB_CLOCK] < ts <= t:
+    if t >= row[P.PUB_CLOCK]:
+        for ts, mm, lazy, _ in reversed(told):
+            if ts <= t:
                 if lazy < 0:
                     return None
                 bits = int(row[P.PUB_CPUMASK]) | (1 << mm if mm >= 0 else 0)
@@ -79,11 +81,24 @@ def should_flush_tlb(pub, cpu: int, mm: int, freed_tables: bool, t: int, told=()
         return True                      # on_each_cpu_mask: lazy CPUs too
     state = tlbstate_at(pub, cpu, t, told)
     if state is None:
-        return True                      # state at t not known: flush (safe)
-    loaded, lazy, _ = state
+        return True                      # state at t not known: flush (safe; see wants_ipi)
+    return wants_ipi(state[0], state[1], mm, trim)
+
+
+def wants_ipi(loaded: int, lazy: bool, mm: int, trim: bool) -> bool:
+    """should_flush_tlb() on a known state (loaded mm, is_lazy) of the target."""
     if lazy:
         return False                     # flushes at its next switch instead
     return mm == NO_MM or loaded == mm or trim   # batched flush: every non-lazy CPU
+
+
+# how a target decides whether the kernel would have sent it the IPI (send_ipis, Cpu._on_ipi)
+IPI_ALWAYS, IPI_IF_WANTED, IPI_IF_WANTED_TRIM = 0, 1, 2
+
+
+def ipi_condition(freed_tables: bool, trim: bool) -> int:
+    """on_each_cpu_mask() when page tables were freed, else should_flush_tlb()."""
+    return IPI_ALWAYS if freed_tables else IPI_IF_WANTED_TRIM if trim else IPI_IF_WANTED
 
 
 def ipi_targets(pub, cpumask, initiator: int, mm: int, freed_tables: bool,
@@ -104,18 +119,23 @@ def should_trim_cpumask(mm, t: int) -> bool:
 
 
 def send_ipis(sender, token: int, initiator: int, targets, flush, t: int,
-              cost: dict) -> int:
+              cost: dict, condition: int) -> int:
     """The sending half of native_flush_tlb_multi(): one IPI message per target, each a
-    little later than the last; returns the time the initiator spends sending."""
+    little later than the last; returns the time the initiator spends sending. Each IPI
+    carries its send time and `condition`, so a target whose state the initiator could
+    not know (tlbstate_at() None) can tell whether the kernel would have sent it."""
     lat, per = cost["ipi_latency_ns"], cost["ipi_per_target_ns"]
     for i, c in enumerate(targets):
-        sender.send(c, IPI, (token, initiator, *flush), t + lat + i * per)
+        sender.send(c, IPI, (token, initiator, *flush, t, condition), t + lat + i * per)
     return len(targets) * per
 
 
 # -- target side ------------------------------------------------------------------------
-def flush_tlb_func(cpu, mm: int, start: int, npages: int, new_gen: int, local: bool) -> None:
-    """Flush on `cpu` as x86 flush_tlb_func() does; count the vmstat events."""
+def flush_tlb_func(cpu, mm: int, start: int, npages: int, new_gen: int, local: bool,
+                   lazy: bool | None = None) -> None:
+    """Flush on `cpu` as x86 flush_tlb_func() does; count the vmstat events. `lazy`:
+    whether the CPU was lazy when the interrupt arrived (default: now), for a CPU that
+    takes it late (Cpu._on_ipi)."""
     st = cpu.stats
     if not local:
         st["tlb_shootdowns"] += 1
@@ -125,7 +145,7 @@ def flush_tlb_func(cpu, mm: int, start: int, npages: int, new_gen: int, local: b
         return
     if cpu.loaded_mm < 0:
         return                           # init_mm: no user entries
-    if cpu.is_lazy:
+    if cpu.is_lazy if lazy is None else lazy and cpu.is_lazy:
         cpu.switch_to_init_mm()          # lazy: drop the borrowed mm instead of flushing
         return
     slot = cpu.slots[cpu.loaded_slot]

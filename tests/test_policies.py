@@ -23,7 +23,7 @@ HAZARDS = ["hazard-map-fixed", "hazard-shared-writer", "hazard-kernel-reuse",
            "hazard-munmap-cleared", "hazard-write"]
 
 
-def _compare(tmp_path, scenario, policies, *extra, ranks=4):
+def _compare(tmp_path, scenario, policies, *extra, ranks=2):
     doc = run_json(ranks, tmp_path, "compare", "--scenario", scenario, "--policies",
                    ",".join(policies), *extra, timeout=300)
     return {r["policy"]: r for r in doc["runs"]}

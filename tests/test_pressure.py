@@ -8,7 +8,7 @@ from test_policies import SMALL_LLAMA
 
 
 def test_reclaim_demotion_promotion_counters(tmp_path):
-    doc = run_json(4, tmp_path, "run", "--scenario", "llama-tiering", *SMALL_LLAMA,
+    doc = run_json(2, tmp_path, "run", "--scenario", "llama-tiering", *SMALL_LLAMA,
                    timeout=300)
     run = doc["runs"][0]
     vm = run["vmstat"]

@@ -30,7 +30,7 @@ def test_user_shootdowns_to_many_cpus_do_not_depend_on_the_quantum(tmp_path):
     every IPI's targets are read from the CPUs' state at the flush's time."""
     storm = ["--scenario", "munmap-storm", "--cpus", "8",
              *[f"--set=process.0.threads.{i}.repeat=20" for i in range(4)]]
-    runs = [run_json(4, tmp_path, "run", "--quantum-ns", str(q), *storm)["runs"][0]
+    runs = [run_json(2, tmp_path, "run", "--quantum-ns", str(q), *storm)["runs"][0]
             for q in QUANTA]
     assert ipis(runs[0]) > 0
     for r in runs[1:]:
@@ -47,7 +47,7 @@ def test_tiering_converges_as_the_quantum_shrinks(tmp_path):
     counted before the lazy filter, the hot working sets' misses, allocstall.)"""
     runs = {}
     for q in QUANTA:
-        doc = run_json(4, tmp_path, "compare", "--scenario", "llama-tiering", "--policies",
+        doc = run_json(2, tmp_path, "compare", "--scenario", "llama-tiering", "--policies",
                        "vanilla,luf", "--quantum-ns", str(q), *SMALL_LLAMA, timeout=300)
         for r in doc["runs"]:
             runs.setdefault(r["policy"], []).append(r)

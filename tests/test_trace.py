@@ -87,8 +87,8 @@ def test_trace_of_a_compare_and_results_unchanged(tmp_path):
     """reclaim (kswapd, direct reclaim, LUF's take-off flushes): the file is valid and
     complete, and every simulated result is the same as without --trace."""
     trace = tmp_path / "t.json"
-    plain = run_json(4, tmp_path, "compare", "--policies", "vanilla,luf", *RECLAIM)
-    traced = run_json(4, tmp_path, "compare", "--policies", "vanilla,luf", *RECLAIM,
+    plain = run_json(2, tmp_path, "compare", "--policies", "vanilla,luf", *RECLAIM)
+    traced = run_json(2, tmp_path, "compare", "--policies", "vanilla,luf", *RECLAIM,
                       "--trace", str(trace))
     for a, b in zip(plain["runs"], traced["runs"], strict=True):
         assert json.dumps(simulated_view(a), sort_keys=True) == \

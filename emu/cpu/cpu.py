@@ -488,9 +488,11 @@ class Cpu(Component):
                 self._unneeded_ipi(token, src, arrival)
                 return
         before = self.clock
-        then = self.tlbstate_at(arrival) if arrival < before else None
-        x86.flush_tlb_func(self, mm, start, npages, new_gen, local=False,
-                           lazy=then[1] if then is not None else None)
+        lazy = None                     # late: drop a borrowed mm only if still borrowed
+        if arrival < before:
+            then = self.tlbstate_at(arrival)
+            lazy = then is not None and then[1] and self.history[-1][0] <= arrival
+        x86.flush_tlb_func(self, mm, start, npages, new_gen, local=False, lazy=lazy)
         self.clock += self.cost["ipi_handler_ns"]
         spent = self.clock - before
         self.stats["ipi_handler_ns"] += spent

@@ -19,8 +19,6 @@ parity: a rank can be at most one epoch ahead of the slowest, so two suffice.
 
 import os
 import select
-import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -118,6 +116,8 @@ class WindowSync:
         """A directory the leader makes for this node's pipes (and liveness marker)."""
         path = np.zeros(256, dtype=np.uint8)
         if self.nrank == 0:
+            import tempfile     # the leader's only: at 128 ranks on 2 cores imports add up
+
             d = tempfile.mkdtemp(prefix="emu-sync-").encode()
             path[:len(d)] = np.frombuffer(d, dtype=np.uint8)
         self.node.Bcast(path, root=0)
@@ -273,6 +273,8 @@ class WindowSync:
             os.close(fd)
         self._node_barrier()
         if self.nrank == 0:
+            import shutil
+
             shutil.rmtree(self.pipe_dir, ignore_errors=True)
         self.win.Unlock_all()
         self.bwin.Unlock_all()

@@ -116,7 +116,7 @@ class WindowSync:
         """A directory the leader makes for this node's pipes (and liveness marker)."""
         path = np.zeros(256, dtype=np.uint8)
         if self.nrank == 0:
-            import tempfile     # the leader's only: at 128 ranks on 2 cores imports add up
+            import tempfile  # the leader's only: at 128 ranks on 2 cores imports add up
 
             d = tempfile.mkdtemp(prefix="emu-sync-").encode()
             path[:len(d)] = np.frombuffer(d, dtype=np.uint8)

@@ -7,14 +7,14 @@ key, so `python -m emu` can print one line and exit with status 2.
 import copy
 import re
 import tomllib
-from importlib import resources
 from pathlib import Path
 
 from emu.errors import EmuError
 from emu.scenario.defaults import DEFAULTS, FILE, HOT, MAPPING, OPS, PROCESS, RANGE_OPS, STEP, THREAD
 from emu.scenario.tasks import expand_tasks
 
-BUILTIN = resources.files("emu.scenario") / "builtin"
+BUILTIN = Path(__file__).parent / "builtin"   # not importlib.resources: it imports zipfile,
+                                              # tempfile, shutil, bz2, lzma (start-up)
 MAX_FILE_BYTES = 1 << 20    # scenario files are a few KiB; refuse before reading more
 MAX_INT = 1 << 62           # times and sizes live in int64 slots (INF is 1 << 62)
 

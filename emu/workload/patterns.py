@@ -1,6 +1,6 @@
 """Access patterns over a range of pages: sequential, uniform random, zipf."""
 
-from __future__ import annotations   # numpy.random only where a thread draws from it
+from __future__ import annotations  # numpy.random only where a thread draws from it
 
 import numpy as np
 

@@ -5,8 +5,9 @@
 
 For each rank count it times `mpiexec -n N python -m emu --json F --quiet` (the default
 comparison, vanilla then luf on llama-tiering, unless options are given), start-up
-included, and reads from F the start-up to the first window (runs[0].measured.startup_s),
-windows, simulated TLB accesses and simulated time. Beside it, on the same machine in
+included (emu byte-compiled first, like the floor's installed packages), and reads
+from F the start-up to the first window (runs[0].measured.startup_s), windows,
+simulated TLB accesses and simulated time. Beside it, on the same machine in
 the same run: the bare start-up floor (`mpiexec -n N python -c "import numpy,
 mpi4py.MPI"`, timed) and the bare synchronisation floor (../shared/bench/sync_floor.py
 400 shm). `--baseline REV` runs the same jobs on another commit through a temporary git
@@ -83,6 +84,14 @@ def emu_job(ranks: int, extra: list[str], cwd: Path, keep: str | None = None
             shutil.copyfile(out, keep)
         with open(out) as f:
             return wall, json.load(f)
+
+
+def byte_compile(tree: Path) -> None:
+    """Compile the tree's emu package to bytecode first, as pip does at install for the
+    floor's numpy and mpi4py and as a user's first run does: without it (a fresh tree, or
+    PYTHONDONTWRITEBYTECODE set) every rank compiles every module it imports, each run."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "emu"], cwd=tree, check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def startup_floor(ranks: int) -> float:
@@ -204,6 +213,8 @@ def main() -> None:
             rev = subprocess.run(["git", "rev-parse", args.baseline], cwd=ROOT, check=True,
                                  capture_output=True, text=True).stdout.strip()
             tree = baseline_tree(rev, tmp)
+            byte_compile(tree)
+        byte_compile(ROOT)
         try:
             for ranks in [int(x) for x in args.ranks.split(",")]:
                 floors = startup_floor(ranks), sync_floor(ranks, floor)

@@ -64,8 +64,10 @@ class WindowSync:
         self.nrank = self.node.Get_rank()
         self.nsize = self.node.Get_size()
         is_leader = self.nrank == 0
-        self.leaders = comm.Split(0 if is_leader else MPI.UNDEFINED, self.rank)
         self.multi_node = self.nsize != self.world
+        # one node needs no leaders' communicator (a collective of every rank at start)
+        self.leaders = comm.Split(0 if is_leader else MPI.UNDEFINED, self.rank) \
+            if self.multi_node else MPI.COMM_NULL
         self.ncomp, self.k = n_components, slots_per_component
 
         W, N, C, K = self.world, self.nsize, n_components, slots_per_component

@@ -24,6 +24,7 @@ def gather_to_root(MPI, comm, obj) -> list | None:
 
 
 STREAM_TAG = 7           # apart from the engine's epoch tags (0, 1)
+ROOT_NAP_S = 0.01        # longest sleep of a rank waiting for rank 0's broadcast
 
 
 def stream_to_root(MPI, comm, data: bytes, sink) -> None:
@@ -46,12 +47,13 @@ def stream_to_root(MPI, comm, data: bytes, sink) -> None:
 
 def bcast_from_root(comm, obj):
     """Rank 0's `obj` on every rank. Pickled, not msgpack: the scenario must arrive as
-    the very same objects (tuples, shared parts). Non-blocking with a sleep back-off, so
-    the ranks waiting for rank 0 leave it the CPU (nothing spins in a blocking call)."""
+    the very same objects (tuples, shared parts). Non-blocking, polled with a sleep
+    back-off up to ROOT_NAP_S: every other rank waits for rank 0 alone, and at 128 ranks
+    on 2 cores their polls would take its CPU (nothing spins in a blocking call)."""
     root = comm.Get_rank() == 0
     data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8) if root else None
     n = np.array([len(data) if root else 0], dtype=np.int64)
-    backoff_wait(comm.Ibcast(n, root=0).Test)
+    backoff_wait(comm.Ibcast(n, root=0).Test, cap=ROOT_NAP_S)
     buf = data if root else np.empty(int(n[0]), dtype=np.uint8)
-    backoff_wait(comm.Ibcast(buf, root=0).Test)
+    backoff_wait(comm.Ibcast(buf, root=0).Test, cap=ROOT_NAP_S)
     return obj if root else pickle.loads(buf.tobytes())

@@ -31,6 +31,8 @@ PIPE_NAP_MAX_S = 8e-3  # ...backing off to this
 WAKE_FANOUT = 4       # wake-ups go down a tree: no rank writes more than this many bytes
 FIRST_NAP_S = 2e-5    # first sleep; doubles up to the longest
 DORMANT_NAP_S = 2e-2  # a dormant rank checks for the end this often
+SETUP_NAP_S = 1e-2    # longest sleep in the set-up and closing barriers: ranks that arrive
+                      # early would take the CPU of those still starting (128 on 2 cores)
 BLOB_BYTES = 8 << 20  # broadcast blob capacity per epoch
 
 
@@ -137,7 +139,7 @@ class WindowSync:
     def _node_barrier(self) -> None:
         """A barrier of this node's ranks that notices a dead one."""
         req = self.node.Ibarrier()
-        backoff_wait(req.Test, self.live.check)
+        backoff_wait(req.Test, self.live.check, SETUP_NAP_S)
 
     def _sleep_until_woken(self, on_idle) -> None:
         """Block on the pipe; every few ms run `on_idle` so MPI makes progress on sends

@@ -53,6 +53,8 @@ class Replica:
         """Apply a change log in order, a chunk of rows at a time: the first window's log
         sets every virtual page, and as one list of lists it was a peak of ~150 bytes per
         page on every rank with threads."""
+        if not blob:
+            return
         arrays = self.arrays
         rows = np.frombuffer(blob, dtype=np.int64).reshape(-1, 3)
         for start in range(0, len(rows), APPLY_CHUNK):

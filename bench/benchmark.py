@@ -5,13 +5,15 @@
 
 For each rank count it times `mpiexec -n N python -m emu --json F --quiet` (the default
 comparison, vanilla then luf on llama-tiering, unless options are given), start-up
-included, and reads from F the start-up to the first window (runs[0].measured.startup_s),
-windows, simulated TLB accesses and simulated time. Beside it, on the same machine in
-the same run: the bare start-up floor (`mpiexec -n N python -c "import numpy,
-mpi4py.MPI"`, timed) and the bare synchronisation floor (../shared/bench/sync_floor.py
-400 shm). `--baseline REV` runs the same jobs on another commit through a temporary git
-worktree (same venv; run from that worktree's root so its code is imported) and prints
-both, with the job seconds x floor windows/s product of issue 10.
+included (emu byte-compiled first, like the floor's installed packages), and reads
+from F the start-up to the first window (runs[0].measured.startup_s), windows,
+simulated TLB accesses and simulated time. Beside it, on the same machine in the same
+run: the bare start-up floor (`mpiexec -n N python -c "import numpy, mpi4py.MPI"`,
+timed; each rank also reports its peak RSS, printed under the table) and the bare
+synchronisation floor (../shared/bench/sync_floor.py 400 shm). `--baseline REV` runs the
+same jobs on another commit through a temporary git worktree (same venv; run from that
+worktree's root so its code is imported) and prints both, with the job seconds x floor
+windows/s product of issue 10.
 
 Rates are over the simulation's wall time (the sum of the runs' wall_s); job_wall_s is
 the whole job. Speed and memory are measured here, not asserted in tests.
@@ -85,10 +87,31 @@ def emu_job(ranks: int, extra: list[str], cwd: Path, keep: str | None = None
             return wall, json.load(f)
 
 
-def startup_floor(ranks: int) -> float:
-    wall, _ = timed([mpiexec(), "-n", str(ranks), sys.executable, "-c",
-                     "import numpy, mpi4py.MPI"], ROOT, timeout=900)
-    return wall
+def byte_compile(tree: Path) -> None:
+    """Compile the tree's emu package to bytecode first, as pip does at install for the
+    floor's numpy and mpi4py and as a user's first run does: without it (a fresh tree, or
+    PYTHONDONTWRITEBYTECODE set) every rank compiles every module it imports, each run."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "emu"], cwd=tree, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+# the floor's ranks each end by writing their peak RSS (KiB) in one line
+FLOOR_CODE = ("import numpy, mpi4py.MPI, os, resource; "
+              "os.write(1, b'%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+
+
+def startup_floor(ranks: int) -> tuple[float, list[float]]:
+    """(wall seconds, each rank's peak RSS in MB) of the bare start-up floor."""
+    wall, out = timed([mpiexec(), "-n", str(ranks), sys.executable, "-c", FLOOR_CODE], ROOT,
+                      timeout=900)
+    return wall, [int(x) / 1024 for x in out.split()]
+
+
+def floor_rss_line(ranks: int, rss: list[float]) -> str:
+    """The bare floor's own peak RSS per rank, beside emu's RSS columns (not a row field:
+    the table's fields are issue 10's)."""
+    return (f"bare floor RSS per rank at {ranks} ranks: max {max(rss):.1f} MB, "
+            f"mean {sum(rss) / len(rss):.1f} MB")
 
 
 def sync_floor(ranks: int, floor: Path) -> float:
@@ -197,16 +220,20 @@ def main() -> None:
         return os.path.join(args.results_dir, f"{name}-{ranks}.json") if args.results_dir \
             else None
 
-    rev = ""
+    rev, floor_rss = "", []
     with tempfile.TemporaryDirectory() as tmp:
         tree = None
         if args.baseline:
             rev = subprocess.run(["git", "rev-parse", args.baseline], cwd=ROOT, check=True,
                                  capture_output=True, text=True).stdout.strip()
             tree = baseline_tree(rev, tmp)
+            byte_compile(tree)
+        byte_compile(ROOT)
         try:
             for ranks in [int(x) for x in args.ranks.split(",")]:
-                floors = startup_floor(ranks), sync_floor(ranks, floor)
+                start_wall, rss = startup_floor(ranks)
+                floor_rss.append(floor_rss_line(ranks, rss))
+                floors = start_wall, sync_floor(ranks, floor)
                 rows.append(make_row(ranks, *emu_job(ranks, extra, ROOT, kept("emu", ranks)),
                                      *floors))
                 if tree is not None:
@@ -217,6 +244,7 @@ def main() -> None:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
                                check=False)
     print(table(rows, base, rev), end="")
+    print("\n".join(floor_rss))
     print(f"load at the end {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w") as f:

@@ -139,9 +139,9 @@ def cmd_simulate(args, argv: list[str]) -> None:
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
     try:
-        policies, sc, ncpus, placement = _prepare(args, comm.Get_size())
+        policies, sc, ncpus, placement = _prepared(MPI, comm, args)
         trace = _trace_options(args, len(policies))
-    except EmuError as exc:          # every rank sees the same input and the same error
+    except EmuError as exc:          # every rank has the same input and the same error
         if rank == 0:
             sys.stderr.write(f"emu: error: {exc}\n")
         sys.exit(2)
@@ -197,6 +197,27 @@ def _trace_options(args, runs: int) -> tuple | None:
         return None, parse_span(args.trace_span), None
     cap = int(os.environ.get(CAP_ENV, DEFAULT_CAP_BYTES))
     return cap, None, cap // runs
+
+
+def _prepared(MPI, comm, args):
+    """_prepare on rank 0, its outcome (the checked scenario or the error) broadcast to
+    the others: 128 ranks on 2 cores each reading, parsing and validating the same TOML
+    add up in the start-up."""
+    from emu.engine.collect import bcast_from_root
+    from emu.engine.mpi_env import abort_job
+
+    outcome = None
+    if comm.Get_rank() == 0:
+        try:
+            outcome = _prepare(args, comm.Get_size())
+        except EmuError as exc:
+            outcome = exc
+        except Exception as exc:  # noqa: BLE001 - the others wait for the broadcast
+            abort_job(MPI, f"{type(exc).__name__}: {exc}", 1)
+    outcome = bcast_from_root(comm, outcome)
+    if isinstance(outcome, EmuError):
+        raise outcome
+    return outcome
 
 
 def _prepare(args, ranks: int):

@@ -70,9 +70,10 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     dormant = {r for r in range(comm.Get_size()) if r != placement[ncpus]
                and not any(placement[c] == r for c in busy)}
     engine.set_dormant_ranks(dormant)
-    replica = Replica(layout, len(layout.mm_names))
+    replica = None                  # only CPUs with threads walk page tables
     if any(placement[c] == rank for c in busy):
-        engine.blob_sinks.append(replica.apply)   # only CPUs with threads walk page tables
+        replica = Replica(layout, len(layout.mm_names))
+        engine.blob_sinks.append(replica.apply)
     cpus = []
     for c in range(ncpus):
         if placement[c] != rank:

@@ -1,7 +1,12 @@
-"""Gather per-rank results to rank 0 as msgpack bytes (no pickle on the wire)."""
+"""Gather per-rank results to rank 0 as msgpack bytes (no pickle on the wire), and
+broadcast rank 0's checked scenario to the others."""
+
+import pickle
 
 import msgpack
 import numpy as np
+
+from emu.engine.sync import backoff_wait
 
 
 def gather_to_root(MPI, comm, obj) -> list | None:
@@ -19,6 +24,7 @@ def gather_to_root(MPI, comm, obj) -> list | None:
 
 
 STREAM_TAG = 7           # apart from the engine's epoch tags (0, 1)
+ROOT_NAP_S = 0.01        # longest sleep of a rank waiting for rank 0's broadcast
 
 
 def stream_to_root(MPI, comm, data: bytes, sink) -> None:
@@ -37,3 +43,17 @@ def stream_to_root(MPI, comm, data: bytes, sink) -> None:
         if buf:
             comm.Recv([buf, MPI.BYTE], r, STREAM_TAG)
         sink(buf)
+
+
+def bcast_from_root(comm, obj):
+    """Rank 0's `obj` on every rank. Pickled, not msgpack: the scenario must arrive as
+    the very same objects (tuples, shared parts). Non-blocking, polled with a sleep
+    back-off up to ROOT_NAP_S: every other rank waits for rank 0 alone, and at 128 ranks
+    on 2 cores their polls would take its CPU (nothing spins in a blocking call)."""
+    root = comm.Get_rank() == 0
+    data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8) if root else None
+    n = np.array([len(data) if root else 0], dtype=np.int64)
+    backoff_wait(comm.Ibcast(n, root=0).Test, cap=ROOT_NAP_S)
+    buf = data if root else np.empty(int(n[0]), dtype=np.uint8)
+    backoff_wait(comm.Ibcast(buf, root=0).Test, cap=ROOT_NAP_S)
+    return obj if root else pickle.loads(buf.tobytes())

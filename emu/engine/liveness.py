@@ -12,7 +12,6 @@ counts as dead.
 """
 
 import os
-import socket
 import time
 
 CHECK_PERIOD_S = 0.5   # how often a waiting rank looks at the ranks it waits for
@@ -71,4 +70,4 @@ class Liveness:
             time.sleep(HANDOVER_S)
             raise RankLost(None) from None
         raise RankLost(f"rank {self.ranks[i]} (pid {self.pids[i]} on "
-                       f"{socket.gethostname()}) died; ending the job")
+                       f"{os.uname().nodename}) died; ending the job")

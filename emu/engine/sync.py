@@ -20,8 +20,6 @@ parity: a rank can be at most one epoch ahead of the slowest, so two suffice.
 import errno
 import os
 import select
-import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -34,6 +32,8 @@ PIPE_NAP_MAX_S = 8e-3  # ...backing off to this
 WAKE_FANOUT = 4       # wake-ups go down a tree: no rank writes more than this many bytes
 FIRST_NAP_S = 2e-5    # first sleep; doubles up to the longest
 DORMANT_NAP_S = 2e-2  # a dormant rank checks for the end this often
+SETUP_NAP_S = 1e-2    # longest sleep in the set-up and closing barriers: ranks that arrive
+                      # early would take the CPU of those still starting (128 on 2 cores)
 BLOB_BYTES = 8 << 20  # broadcast blob capacity per epoch
 
 
@@ -67,8 +67,10 @@ class WindowSync:
         self.nrank = self.node.Get_rank()
         self.nsize = self.node.Get_size()
         is_leader = self.nrank == 0
-        self.leaders = comm.Split(0 if is_leader else MPI.UNDEFINED, self.rank)
         self.multi_node = self.nsize != self.world
+        # one node needs no leaders' communicator (a collective of every rank at start)
+        self.leaders = comm.Split(0 if is_leader else MPI.UNDEFINED, self.rank) \
+            if self.multi_node else MPI.COMM_NULL
         self.ncomp, self.k = n_components, slots_per_component
 
         W, N, C, K = self.world, self.nsize, n_components, slots_per_component
@@ -119,6 +121,8 @@ class WindowSync:
         """A directory the leader makes for this node's pipes (and liveness marker)."""
         path = np.zeros(256, dtype=np.uint8)
         if self.nrank == 0:
+            import tempfile  # the leader's only: at 128 ranks on 2 cores imports add up
+
             d = tempfile.mkdtemp(prefix="emu-sync-").encode()
             path[:len(d)] = np.frombuffer(d, dtype=np.uint8)
         self.node.Bcast(path, root=0)
@@ -144,7 +148,7 @@ class WindowSync:
     def _node_barrier(self) -> None:
         """A barrier of this node's ranks that notices a dead one."""
         req = self.node.Ibarrier()
-        backoff_wait(req.Test, self.live.check)
+        backoff_wait(req.Test, self.live.check, SETUP_NAP_S)
 
     def _sleep_until_woken(self, on_idle) -> None:
         """Block on the pipe; every few ms run `on_idle` so MPI makes progress on sends
@@ -282,6 +286,8 @@ class WindowSync:
             os.close(fd)
         self._node_barrier()
         if self.nrank == 0:
+            import shutil
+
             shutil.rmtree(self.pipe_dir, ignore_errors=True)
         self.win.Unlock_all()
         self.bwin.Unlock_all()

@@ -7,14 +7,14 @@ key, so `python -m emu` can print one line and exit with status 2.
 import copy
 import re
 import tomllib
-from importlib import resources
 from pathlib import Path
 
 from emu.errors import EmuError
 from emu.scenario.defaults import DEFAULTS, FILE, HOT, MAPPING, OPS, PROCESS, RANGE_OPS, STEP, THREAD
 from emu.scenario.tasks import expand_tasks
 
-BUILTIN = resources.files("emu.scenario") / "builtin"
+BUILTIN = Path(__file__).parent / "builtin"   # not importlib.resources: it imports zipfile,
+                                              # tempfile, shutil, bz2, lzma (start-up)
 MAX_FILE_BYTES = 1 << 20    # scenario files are a few KiB; refuse before reading more
 MAX_INT = 1 << 62           # times and sizes live in int64 slots (INF is 1 << 62)
 
@@ -154,31 +154,39 @@ def _apply_override(raw: dict, item: str) -> None:
         node[last] = _parse_value(value)
 
 
-def _typed(value, default, where: str):
-    """Check a value against its default's type."""
+def _typed(value, default, key: str, where):
+    """Check a value against its default's type. `where(key)` (which searches the file
+    for the key's line) is called only for an error: every rank validates every key."""
+    problem = _type_problem(value, default)
+    if problem:
+        raise EmuError(problem, where(key))
+    return float(value) if isinstance(default, float) else value
+
+
+def _type_problem(value, default) -> str | None:
+    """What is wrong with `value` for a key whose default is `default`, or None."""
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise EmuError(f"expected true or false, got {value!r}", where)
+            return f"expected true or false, got {value!r}"
     elif isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise EmuError(f"expected an integer, got {value!r}", where)
+            return f"expected an integer, got {value!r}"
         if value < 0:
-            raise EmuError(f"must not be negative, got {value}", where)
+            return f"must not be negative, got {value}"
         if value > MAX_INT:
-            raise EmuError(f"must be at most 2**62, got {value}", where)
+            return f"must be at most 2**62, got {value}"
     elif isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise EmuError(f"expected a number, got {value!r}", where)
+            return f"expected a number, got {value!r}"
         if not 0 <= value <= MAX_INT:   # also refuses nan (no comparison holds)
-            raise EmuError(f"must be a number from 0 to 2**62, got {value}", where)
-        value = float(value)
+            return f"must be a number from 0 to 2**62, got {value}"
     elif isinstance(default, str):
         if not isinstance(value, str):
-            raise EmuError(f"expected a string, got {value!r}", where)
+            return f"expected a string, got {value!r}"
     elif isinstance(default, list):
         if not isinstance(value, list):
-            raise EmuError(f"expected a list, got {value!r}", where)
-    return value
+            return f"expected a list, got {value!r}"
+    return None
 
 
 def _table(raw, schema: dict, prefix: str, where) -> dict:
@@ -192,7 +200,7 @@ def _table(raw, schema: dict, prefix: str, where) -> dict:
         if isinstance(schema[key], dict):
             out[key] = _table(value, schema[key], full, where)
         else:
-            out[key] = _typed(value, schema[key], where(full))
+            out[key] = _typed(value, schema[key], full, where)
     return out
 
 

@@ -1,5 +1,7 @@
 """Access patterns over a range of pages: sequential, uniform random, zipf."""
 
+from __future__ import annotations  # numpy.random only where a thread draws from it
+
 import numpy as np
 
 READ, WRITE, EXEC = 0, 1, 2

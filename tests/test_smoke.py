@@ -22,3 +22,4 @@ def test_default_128_rank_comparison():
     assert "-- vanilla: SAFE" in res.stdout and "-- luf: SAFE" in res.stdout
     assert "llama0: vanilla total time" in res.stdout
     assert "== Shootdown latency by flush source (simulated ns) ==" in res.stdout
+    assert "IPIs the kernel would not send (not taken)" in res.stdout

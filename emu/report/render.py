@@ -110,6 +110,9 @@ def report(doc: dict) -> str:
                ("IPI messages (simulated)", lambda r: r["comm"]["ipi_messages"]),
                ("oracle checks", lambda r: r["oracle"]["checked"]),
                ("oracle violations", lambda r: r["oracle"]["violations"])]
+    if all("ipi_unneeded" in r["per_cpu"] for r in runs):      # absent from older files
+        metrics.insert(1, ("IPIs the kernel would not send (not taken)",
+                           lambda r: sum(r["per_cpu"]["ipi_unneeded"])))
     head = ["simulated"] + [r["policy"] for r in runs] + \
         [f"{r['policy']} vs {base['policy']}" for r in runs[1:]]
     rows = [head]

@@ -479,7 +479,9 @@ class Cpu(Component):
         """flush_tlb_func() in the interrupt handler. The interrupt is taken at its
         arrival time: the ack is stamped from it even when this CPU ran past it within
         the window (the flush's effect on the TLBs is then applied at the CPU's clock,
-        late by at most one window; docs/design.md); the handler's cost is charged here."""
+        late by at most one window; docs/design.md); the handler's cost is charged here.
+        An IPI the kernel would not have sent, judged on this CPU's state at the send
+        time, is not taken (_unneeded_ipi)."""
         token, _initiator, mm, start, npages, new_gen, sent, condition = payload
         if condition != x86.IPI_ALWAYS:
             state = self.tlbstate_at(sent)

@@ -490,11 +490,8 @@ class Cpu(Component):
                 self._unneeded_ipi(token, src, arrival)
                 return
         before = self.clock
-        lazy = None                     # late: drop a borrowed mm only if still borrowed
-        if arrival < before:
-            then = self.tlbstate_at(arrival)
-            lazy = then is not None and then[1] and self.history[-1][0] <= arrival
-        x86.flush_tlb_func(self, mm, start, npages, new_gen, local=False, lazy=lazy)
+        x86.flush_tlb_func(self, mm, start, npages, new_gen, local=False,
+                           switched_since=self.history[-1][0] > arrival)
         self.clock += self.cost["ipi_handler_ns"]
         spent = self.clock - before
         self.stats["ipi_handler_ns"] += spent
@@ -507,7 +504,8 @@ class Cpu(Component):
 
     def _unneeded_ipi(self, token: int, src: int, arrival: int) -> None:
         """An IPI the initiator sent because it could not know this CPU's state at its
-        time (a thread told to wait for I/O on a CPU with others): should_flush_tlb() on
+        time (e.g. a thread told to wait for I/O on a CPU with others, or more changes in a
+        window than the CPU publishes): should_flush_tlb() on
         the state this CPU really had says the kernel would not have sent it. It is not
         taken (no flush, no handler cost, not in the TLB row); the ack only tells the
         initiator, which does not wait on it."""

@@ -132,10 +132,10 @@ def send_ipis(sender, token: int, initiator: int, targets, flush, t: int,
 
 # -- target side ------------------------------------------------------------------------
 def flush_tlb_func(cpu, mm: int, start: int, npages: int, new_gen: int, local: bool,
-                   lazy: bool | None = None) -> None:
-    """Flush on `cpu` as x86 flush_tlb_func() does; count the vmstat events. `lazy`:
-    whether the CPU was lazy when the interrupt arrived (default: now), for a CPU that
-    takes it late (Cpu._on_ipi)."""
+                   switched_since: bool = False) -> None:
+    """Flush on `cpu` as x86 flush_tlb_func() does; count the vmstat events.
+    `switched_since`: a CPU taking the interrupt late has switched mm or left lazy mode
+    since its arrival, so a borrowed mm it holds now was not borrowed then (Cpu._on_ipi)."""
     st = cpu.stats
     if not local:
         st["tlb_shootdowns"] += 1
@@ -145,7 +145,7 @@ def flush_tlb_func(cpu, mm: int, start: int, npages: int, new_gen: int, local: b
         return
     if cpu.loaded_mm < 0:
         return                           # init_mm: no user entries
-    if cpu.is_lazy if lazy is None else lazy and cpu.is_lazy:
+    if cpu.is_lazy and not switched_since:
         cpu.switch_to_init_mm()          # lazy: drop the borrowed mm instead of flushing
         return
     slot = cpu.slots[cpu.loaded_slot]

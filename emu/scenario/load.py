@@ -156,7 +156,7 @@ def _apply_override(raw: dict, item: str) -> None:
 
 def _typed(value, default, key: str, where):
     """Check a value against its default's type. `where(key)` (which searches the file
-    for the key's line) is called only for an error: every rank validates every key."""
+    for the key's line) is called only for an error: every key is validated."""
     problem = _type_problem(value, default)
     if problem:
         raise EmuError(problem, where(key))
@@ -286,7 +286,7 @@ def _check_references(sc: dict, where) -> None:
     if sc["machine"]["pcid_slots"] <= 0:
         raise EmuError("must be positive", where("machine.pcid_slots"))
     for point in filter(None, sc["kernel"]["luf_test_disable"].split(",")):
-        from emu.policy.luf import TEST_POINTS  # only if used: every rank validates
+        from emu.policy.luf import TEST_POINTS  # only if used (start-up)
 
         if point not in TEST_POINTS:
             raise EmuError(f"unknown LUF flush point '{point}' (one of {', '.join(TEST_POINTS)})",

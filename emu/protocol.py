@@ -48,7 +48,8 @@ PUB_LUF_PENDING_MMS = 0   # bit m set: mm m's LUF batch has CPUs not yet done (l
 
 
 def pack_tlbstate(mm: int, lazy: bool) -> int:
-    return (mm + 1) * 2 + int(lazy)
+    """(mm, lazy) as one int; works on numpy arrays too (Cpu.republish)."""
+    return (mm + 1) * 2 + lazy
 
 
 def unpack_tlbstate(packed: int) -> tuple[int, int]:

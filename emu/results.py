@@ -67,6 +67,7 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
     eng = [part["engine"] for part in parts]
     wall = max(part["wall_s"] for part in parts)
     windows = eng[0]["windows"]
+    ran = [e["windows"] for e in eng if e["windows"]]      # dormant ranks run none
     events = sum(e["events"] for e in eng) + sum(per_cpu["accesses"])
     rss = [part["rss_kb"] / 1024 for part in parts]
     startup = [part["startup_s"] for part in parts if part.get("startup_s") is not None]
@@ -110,6 +111,8 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
         "measured": {
             "windows": windows,
             "windows_per_s": round(windows / wall, 1) if wall else 0.0,
+            # windows each rank with work ran; it sleeps through the others (sync.py)
+            "rank_windows": {"min": min(ran), "mean": round(sum(ran) / len(ran), 1)},
             # wall seconds to the first window from a rank's start (the longest)
             "startup_s": round(max(startup), 3) if startup else 0.0,
             "events": events,

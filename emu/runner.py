@@ -70,6 +70,7 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     dormant = {r for r in range(comm.Get_size()) if r != placement[ncpus]
                and not any(placement[c] == r for c in busy)}
     engine.set_dormant_ranks(dormant)
+    engine.sync.republish = Cpu.republish    # the leader's stand-in for sleeping CPUs
     replica = None                  # only CPUs with threads walk page tables
     if any(placement[c] == rank for c in busy):
         replica = Replica(layout, len(layout.mm_names))

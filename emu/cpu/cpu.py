@@ -183,6 +183,20 @@ class Cpu(Component):
             t = min(t, self.clock)
         return t
 
+    def wake_time(self) -> int:
+        """When run_window would act beyond this CPU's events, timers and ready threads:
+        going idle (lazy TLB, reporting accessed bits) once its clock is inside a window,
+        and two things that act in the next window whatever the clock (-1): the join
+        guard in the window after a join (catch_up_after_join), and daemons on a CPU with
+        no live thread, which stop once no CPU has one (_anyone_live reads the others)."""
+        if self.daemons_left and not self.live:
+            return -1
+        if self.joined_epoch >= self.engine.epoch and self.loaded_mm >= 0 and not self.is_lazy:
+            return -1
+        if self.young or (self.current is None and not self.is_lazy and self.loaded_mm >= 0):
+            return min(self.next_time(), self.clock)
+        return self.next_time()
+
     def _ready_thread(self) -> bool:
         return any(th.state == "ready" for th in self.runq)
 
@@ -201,6 +215,17 @@ class Cpu(Component):
             slots[P.PUB_CHANGES + 3 * i:P.PUB_CHANGES + 3 * i + 3] = change
         self.prev_state = (P.pack_tlbstate(self.loaded_mm, self.is_lazy), self.cpumask_bits)
         ch.clear()
+
+    @staticmethod
+    def republish(rows) -> None:
+        """What CPUs publish after a window in which they did nothing, from what they
+        published last (numpy `rows`, one per CPU, changed in place): the same state and
+        no changes since. The leader writes it for CPUs whose rank slept (sync.py)."""
+        rows[:, P.PUB_PREV_STATE] = P.pack_tlbstate(rows[:, P.PUB_LOADED_MM],
+                                                    rows[:, P.PUB_LAZY])
+        rows[:, P.PUB_PREV_MASK] = rows[:, P.PUB_CPUMASK]
+        rows[:, P.PUB_NCHANGES] = 0
+        rows[:, P.PUB_T_LAST] = 0
 
     def _anyone_live(self) -> bool:
         """Whether any CPU had a non-daemon thread left, as published last window."""

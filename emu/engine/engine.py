@@ -7,7 +7,9 @@ component may run ahead of the slowest one (the skew bound). Inside a window eac
 component handles its own events in (time, source, sequence) order; every event a
 component sends is delivered at the end of the window, whether its destination is on
 this rank or another, so placement never changes results. Remote events are real MPI
-point-to-point messages, sent as they are produced.
+point-to-point messages, sent as they are produced. A rank none of whose components has
+anything to do before a window's end, and to which no message was sent, sleeps through
+that window (sync.py): its run of it would change nothing.
 
 A *paced* component (the coordinator) runs only up to the horizon: the earliest time at
 which any unpaced component (a CPU) could act, as known at the window's start. Nothing
@@ -40,8 +42,7 @@ class Engine:
         self.components: list[Component] = []
         self.by_cid: dict[int, Component] = {}
         self.sync = WindowSync(MPI, comm, len(placement), slots)
-        node = set(self.sync.node_ranks)
-        self.sync.node_cids = [c for c, r in enumerate(placement) if r in node]
+        self.sync.place(placement)
         self.epoch = 0
         self.pub = self.sync.published(1)       # what components read: last epoch's state
         self._local_pending: list[tuple] = []
@@ -83,16 +84,26 @@ class Engine:
         self.stats["mpi_messages"] += 1
         self.stats["mpi_bytes"] += len(data)
 
-    def _complete_sends(self) -> None:
-        """Test our sends (driving MPI progress); forget them once all are done."""
+    def _complete_sends(self) -> bool:
+        """Test our sends (driving MPI progress); forget them once all are done. True
+        when none is left."""
         if self._requests and self.MPI.Request.Testall([r for r, _ in self._requests]):
             self._requests.clear()
+        return not self._requests
 
-    def _drain(self) -> None:
-        """Receive every message of this epoch that has arrived; push our own sends."""
+    def _drain(self, expecting: bool = False) -> None:
+        """Receive every message of this epoch that has arrived; push our own sends.
+
+        `expecting` (messages are due): a probe that finds nothing is repeated once.
+        MPICH's MPI_Iprobe looks at its queue before it makes progress, so the first
+        probe after a message came in misses it (every time, measured with two ranks),
+        and waiting for the next poll cost each window a nap. Not when merely polling:
+        a probe that finds nothing also yields (MPIR_CVAR_ENABLE_HEAVY_YIELD), and a
+        second one per poll doubled that (docs/performance.md)."""
         MPI, st, tag = self.MPI, self._status, self.epoch & 1
         self._complete_sends()
-        while self.comm.Iprobe(MPI.ANY_SOURCE, tag, st):
+        probe = self.comm.Iprobe
+        while probe(MPI.ANY_SOURCE, tag, st) or (expecting and probe(MPI.ANY_SOURCE, tag, st)):
             buf = bytearray(st.Get_count(MPI.BYTE))
             self.comm.Recv([buf, MPI.BYTE], st.Get_source(), tag)
             event, sent_wall = wire.decode(buf)
@@ -103,27 +114,32 @@ class Engine:
 
     # -- the loop -------------------------------------------------------------------------
     def _synchronise(self) -> int:
-        """End the current epoch: publish, prove delivery, return the global earliest
-        time (and set the horizon of the next window)."""
+        """End the current epoch: publish, prove delivery, sleep through the windows in
+        which nothing here has work (sync.py), return the global earliest time (and set
+        the horizon of the next window)."""
         e = self.epoch
         for c in self.components:
             c.publish(self.sync.pub[e & 1, c.cid])
         if self.blob_source is not None:
-            self.sync.write_blob(e, self.blob_source())
+            self.sync.write_blob(self.blob_source())
         for event in self._local_pending:
             self.by_cid[event[3]].deliver(event)
         self._local_pending.clear()
-        nxt = min([c.next_time() for c in self.components] + [self._sent_min_ts])
-        unpaced = min([c.next_time() for c in self.components if c.cid not in self.paced]
-                      + [self._sent_min_unpaced])
-        self.sync.write_row(e, self._sent, (nxt, unpaced))
-        expected, minima = self.sync.barrier(e, self._drain)
-        self.sync.wait(lambda: self._received >= expected, self._drain)
+        own = [(c.next_time(), c.cid in self.paced) for c in self.components]
+        own_next = min([t for t, _ in own], default=INF)
+        own_unpaced = min([t for t, paced in own if not paced], default=INF)
+        wake = min([c.wake_time() for c in self.components], default=INF)
+        self.sync.write_row(e, self._sent, (min(own_next, self._sent_min_ts),
+                                            min(own_unpaced, self._sent_min_unpaced),
+                                            own_next, own_unpaced, wake))
+        e, expected, minima = self.sync.barrier(e, self._drain, self._complete_sends)
+        self.epoch = e                      # later than before if this rank was parked
+        self.sync.wait(lambda: self._received >= expected, lambda: self._drain(True))
         self._received -= expected
         self._sent[:] = 0
         self._sent_min_ts = self._sent_min_unpaced = INF
         if self.blob_sinks:
-            blob = self.sync.read_blob(e)
+            blob = self.sync.read_blobs(e)
             for sink in self.blob_sinks:
                 sink(blob)
         self.pub = self.sync.published(e)
@@ -145,6 +161,7 @@ class Engine:
         if self.dormant:
             self.sync.wait_finished()
             return 0
+        self.sync.quantum, self.sync.stop = self.quantum, stop_ns
         end = self._run(stop_ns)
         if self.sync.nrank == 0:
             self.sync.mark_finished()

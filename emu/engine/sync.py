@@ -2,19 +2,32 @@
 
 Ranks on one node meet in an MPI-3 shared-memory window: each writes its row and its
 epoch, then sleeps in a blocking read of its own named pipe. Only the node leader polls
-(with a sleep back-off) until every active rank has arrived, then wakes them with one
-byte each. A waiting rank thus costs no CPU at all, which matters when 128 ranks share
-2 cores: 127 polling ranks would steal the CPU from the one rank everybody waits for.
-Across nodes only one leader per node talks, with non-blocking collectives polled with
-back-off. Nothing spins in a blocking MPI call, and every wait also checks that the
-ranks it waits for are alive (liveness.py).
+(with a sleep back-off) until every awake rank has arrived, then wakes the ranks that
+have work in the next window with one byte each. A waiting rank thus costs no CPU at
+all, which matters when 128 ranks share 2 cores: 127 polling ranks would steal the CPU
+from the one rank everybody waits for. Across nodes only one leader per node talks,
+with non-blocking collectives polled with back-off. Nothing spins in a blocking MPI
+call, and every wait also checks that the ranks it waits for are alive (liveness.py).
 
 Per epoch every rank publishes: how many messages it sent to each rank (so receivers
 know when all have arrived), the earliest time it has work and the earliest time an
 unpaced component (a CPU) can act (the window start and the paced coordinator's
-horizon), each local component's published state slots, and, from the root rank only,
-a broadcast blob (the coordinator's page-table change log). Buffers alternate by epoch
-parity: a rank can be at most one epoch ahead of the slowest, so two suffice.
+horizon), the same two for its own components alone, the earliest time it must run a
+window (its wake time), each local component's published state slots, and, from the
+root rank only, a broadcast blob (the coordinator's page-table change log). Buffers
+alternate by epoch parity: a rank can be at most one epoch ahead of the slowest, so two
+suffice.
+
+A rank sleeps through windows in which it has nothing to do (it is *parked*): no
+message arrived for it and its wake time is at or past the window's end. Its run of
+such a window would change nothing, so results do not depend on parking. The leader
+carries a parked rank's row and published state over to each new epoch, and puts the
+blobs into a ring that a rank reads up to the current epoch when it wakes. The leader
+wakes a parked rank before the ring could overwrite a blob it has not read, and once
+the ring's used part passes REWIND_BYTES it has every rank run a window, after which
+the ring starts over (so each rank touches only a small part of it). Most
+windows of a busy run involve a few CPUs, so this is what makes a window's cost follow
+the ranks with work rather than all ranks (docs/performance.md).
 """
 
 import errno
@@ -34,6 +47,13 @@ FIRST_NAP_S = 2e-5    # first sleep; doubles up to the longest
 SETUP_NAP_S = 1e-2    # longest sleep in the set-up and closing barriers: ranks that arrive
                       # early would take the CPU of those still starting (128 on 2 cores)
 BLOB_BYTES = 8 << 20  # broadcast blob capacity per epoch
+RING_BYTES = 16 << 20  # the ring of blobs that parked ranks read when they wake
+RING_EPOCHS = 1 << 12  # epochs whose blob positions the ring remembers
+REWIND_BYTES = 1 << 20  # past this, every rank runs a window so that the ring can start
+                      # over: each rank touches only this much of it (RSS counts it)
+NEXT, HORIZON, OWN_NEXT, OWN_HORIZON, WAKE = range(5)   # columns of a rank's time row
+CARRIED = [OWN_NEXT, OWN_HORIZON, OWN_NEXT, OWN_HORIZON, WAKE]  # a parked rank's row: its
+                      # own times stand; what it sent was delivered when it last ran
 
 
 def node_communicator(MPI, comm):
@@ -54,6 +74,21 @@ def backoff_wait(done, on_idle=None, cap: float = NAP_S) -> None:
         nap = min(cap, nap * 2)
 
 
+def ranks_to_run(active: np.ndarray, incoming: np.ndarray, wake: np.ndarray,
+                 window_end: int, ending: bool, behind: np.ndarray) -> np.ndarray:
+    """Which ranks of a node run the next window: the leader (index 0) always; at the
+    end every active rank (to leave the loop); otherwise an active rank with a message
+    to receive, with something to do before the window's end, or `behind` the ring of
+    blobs (about to be overwritten, or the ring is to start over). The others sleep:
+    their run of the window would change nothing."""
+    if ending:
+        run = active.copy()
+    else:
+        run = active & ((incoming > 0) | (wake < window_end) | behind)
+    run[0] = True
+    return run
+
+
 class WindowSync:
     """The per-epoch barrier over shared memory (and leaders over MPI when multi-node)."""
 
@@ -71,11 +106,14 @@ class WindowSync:
         self.leaders = comm.Split(0 if is_leader else MPI.UNDEFINED, self.rank) \
             if self.multi_node else MPI.COMM_NULL
         self.ncomp, self.k = n_components, slots_per_component
+        self.quantum = self.stop = 0    # the window length and the run's end (Engine.run)
+        self.republish = None   # (rows) -> None: published state after an idle window
 
-        W, N, C, K = self.world, self.nsize, n_components, slots_per_component
+        W, N, C, K, R = self.world, self.nsize, n_components, slots_per_component, RING_EPOCHS
         self._layout = {
-            "arrive": N, "finished": 1, "next": 2 * N * 2, "counts": 2 * N * W,
-            "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2 * 2, "bloblen": 2,
+            "arrive": N, "finished": 1, "next": 2 * N * 5, "counts": 2 * N * W,
+            "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2 * 2,
+            "ring_start": R, "ring_end": R, "woke": 1, "wake_n": 1, "wake_list": N,
         }
         total = sum(self._layout.values())
         itemsize = 8
@@ -89,32 +127,48 @@ class WindowSync:
             off += size
         self.arrive = views["arrive"]
         self.finished = views["finished"]
-        self.active = np.ones(N, dtype=bool)   # dormant ranks do not take part
-        self._wake_tree()
-        self.next = views["next"].reshape(2, N, 2)
+        self.next = views["next"].reshape(2, N, 5)
         self.counts = views["counts"].reshape(2, N, W)
         self.pub = views["pub"].reshape(2, C, K)
         self.res_counts = views["res_counts"].reshape(2, W)
         self.res_next = views["res_next"].reshape(2, 2)
-        self.bloblen = views["bloblen"]
-        self.bwin = MPI.Win.Allocate_shared(2 * BLOB_BYTES if is_leader else 0, 1,
-                                            comm=self.node)
+        self.ring_start, self.ring_end = views["ring_start"], views["ring_end"]
+        self.woke = views["woke"]            # the epoch whose barrier last woke ranks
+        self.wake_n, self.wake_list = views["wake_n"], views["wake_list"]
+        self.bwin = MPI.Win.Allocate_shared(RING_BYTES if is_leader else 0, 1, comm=self.node)
         bbuf, _ = self.bwin.Shared_query(0)
-        self.blob = np.ndarray(buffer=bbuf, dtype=np.uint8, shape=(2, BLOB_BYTES))
+        self.ring = np.ndarray(buffer=bbuf, dtype=np.uint8, shape=(RING_BYTES,))
+        self.ring_head = 0                   # leaders: where the next blob goes (absolute)
+        self._outgoing = b""                 # root: this epoch's blob, put in at the barrier
+        self.read_epoch = -1                 # the last epoch whose blob this rank read
         if is_leader:
             arr[:] = 0
+            self.woke[0] = -1
         ids = np.zeros((N, 2), dtype=np.int64)
         self.node.Allgather(np.array([self.rank, os.getpid()], dtype=np.int64), ids)
         self.node_ranks = ids[:, 0].tolist()
+        # the leader's view of its node: who takes part, who sleeps through windows
+        self.active = np.ones(N, dtype=bool)   # dormant ranks never take part
+        self.parked = np.zeros(N, dtype=bool)
+        self.last_woken = np.zeros(N, dtype=np.int64)   # epoch whose barrier woke it last
+        self.read_pos = np.zeros(N, dtype=np.int64)     # ring position it has read up to
+        self.node_cids: list[int] = []   # components placed on this node (see place)
+        self.rank_cids: list[list[int]] = [[] for _ in range(N)]
         self.pipe_dir = self._node_directory()
         self.live = Liveness(self.node_ranks, ids[:, 1].tolist(), self.nrank,
                              os.path.join(self.pipe_dir, "lost"))
         self._open_pipes()
-        self.node_cids: list[int] = []  # components placed on this node (set by the engine)
         self.win.Lock_all()
         self.bwin.Lock_all()
         self.win.Sync()
         self._node_barrier()
+
+    def place(self, placement: list[int]) -> None:
+        """Which components live on which rank of this node (component id -> world rank)."""
+        where = {r: i for i, r in enumerate(self.node_ranks)}
+        self.node_cids = [c for c, r in enumerate(placement) if r in where]
+        for c in self.node_cids:
+            self.rank_cids[where[placement[c]]].append(c)
 
     def _node_directory(self) -> str:
         """A directory the leader makes for this node's pipes (and liveness marker)."""
@@ -149,14 +203,21 @@ class WindowSync:
         req = self.node.Ibarrier()
         backoff_wait(req.Test, self.live.check, SETUP_NAP_S)
 
-    def _sleep_until_woken(self, on_idle) -> None:
-        """Block on the pipe; every few ms run `on_idle` so MPI makes progress on sends
-        that were queued because a receiver's shared-memory cells were full."""
+    def _sleep_until_woken(self, epoch: int, drain, push) -> None:
+        """Block on the pipe. While this epoch's barrier is open, run `drain` every few
+        ms so MPI makes progress on sends that were queued because a receiver's
+        shared-memory cells were full. Once the barrier has passed without waking this
+        rank (parked), a message found would belong to a later epoch: only `push` our
+        own sends, and once they are done only look at the leader now and then."""
         timeout = PIPE_NAP_S
         while not select.select([self.rfd], [], [], timeout)[0]:
-            on_idle()
+            self.win.Sync()
+            if self.woke[0] < epoch:
+                drain()
+                timeout = min(PIPE_NAP_MAX_S, timeout * 2)
+            else:
+                timeout = CHECK_PERIOD_S if push() else PIPE_NAP_MAX_S
             self.live.check()
-            timeout = min(PIPE_NAP_MAX_S, timeout * 2)
         os.read(self.rfd, 1)
 
     def _wake(self, ranks) -> None:
@@ -175,60 +236,132 @@ class WindowSync:
         backoff_wait(done, idle)
 
     # ------------------------------------------------------------------------------------
-    def write_row(self, epoch: int, sent_counts: np.ndarray, next_times: tuple[int, int]) -> None:
-        """This rank's sends per destination rank and its (earliest time, horizon)."""
+    def write_row(self, epoch: int, sent_counts: np.ndarray, times: tuple) -> None:
+        """This rank's sends per destination rank and its times (NEXT ... WAKE)."""
         p = epoch & 1
         self.counts[p, self.nrank, :] = sent_counts
-        self.next[p, self.nrank] = next_times
+        self.next[p, self.nrank] = times
 
-    def write_published(self, epoch: int, cid: int, values) -> None:
-        self.pub[epoch & 1, cid, :] = values
-
-    def write_blob(self, epoch: int, data: bytes) -> None:
+    def write_blob(self, data: bytes) -> None:
         """Root rank only: the blob every rank reads after this epoch's barrier."""
         if len(data) > BLOB_BYTES:
             raise RuntimeError(f"broadcast blob of {len(data)} bytes exceeds {BLOB_BYTES}")
-        p = epoch & 1
-        self.blob[p, :len(data)] = np.frombuffer(data, dtype=np.uint8)
-        self.bloblen[p] = len(data)
+        self._outgoing = data
 
-    def barrier(self, epoch: int, on_idle) -> tuple[int, np.ndarray]:
-        """Arrive at epoch `epoch`; return (messages to expect, global minima of the
-        (earliest time, horizon) pairs)."""
-        p = epoch & 1
+    def _ring_put(self, epoch: int, data, rewind: bool) -> None:
+        """Add `epoch`'s blob after the last one, or at the ring's start if `rewind` (no
+        rank has anything left to read: all arrived after reading all)."""
+        src = np.frombuffer(data, dtype=np.uint8)
+        pos, n = self.ring_head, len(src)
+        if rewind and pos % RING_BYTES:
+            pos += RING_BYTES - pos % RING_BYTES
+        i = pos % RING_BYTES
+        first = min(n, RING_BYTES - i)
+        self.ring[i:i + first] = src[:first]
+        self.ring[:n - first] = src[first:]
+        slot = epoch % RING_EPOCHS
+        self.ring_start[slot], self.ring_end[slot] = pos, pos + n
+        self.ring_head = pos + n
+
+    def read_blobs(self, upto: int) -> bytes:
+        """The blobs of the epochs after the last one read, up to `upto`."""
+        data = self._ring_bytes(self.read_epoch + 1, upto)
+        self.read_epoch = upto
+        return data
+
+    def _ring_bytes(self, first: int, last: int) -> bytes:
+        """The blobs of epochs `first` to `last` as one: they lie end to end in the ring."""
+        pos = int(self.ring_start[first % RING_EPOCHS])
+        i, n = pos % RING_BYTES, int(self.ring_end[last % RING_EPOCHS]) - pos
+        head = min(n, RING_BYTES - i)
+        return bytes(self.ring[i:i + head]) + bytes(self.ring[:n - head])
+
+    def barrier(self, epoch: int, drain, push) -> tuple[int, int, np.ndarray]:
+        """Arrive at epoch `epoch` and sleep until this rank has work. Return the epoch
+        whose barrier woke it (later than `epoch` if it was parked), the messages to
+        expect in that epoch, and the global minima (window start, horizon)."""
         self.win.Sync()
         self.bwin.Sync()
         self.arrive[self.nrank] = epoch + 1     # shared memory starts zeroed
         self.win.Sync()
         if self.nrank == 0:
-            def all_arrived():
-                self.win.Sync()
-                return int(self.arrive[self.active].min()) > epoch
-
-            self.wait(all_arrived, on_idle)
-            if self.multi_node:
-                self._leader_exchange(epoch, on_idle)
-                self.win.Sync()
-            self.bwin.Sync()
-            self._wake(self.wake_children)
+            self._lead(epoch, drain)
+            woke = epoch
         else:
-            self._sleep_until_woken(on_idle)
-            self._wake(self.wake_children)
+            self._sleep_until_woken(epoch, drain, push)
+            self.win.Sync()
+            woke = int(self.woke[0])
+            order = self.wake_list[:int(self.wake_n[0])].tolist()
+            self._wake(self._children(order, order.index(self.nrank) + 1))
             self.win.Sync()
             self.bwin.Sync()
+        p = woke & 1
+        expected = self.res_counts[p, self.rank] if self.multi_node else \
+            self.counts[p, :, self.rank].sum()
+        return woke, int(expected), self.res_next[p].copy()
+
+    def _lead(self, epoch: int, drain) -> None:
+        """The leader: stand in for the parked ranks, wait for the others, combine with
+        the other nodes, choose who runs the next window and wake them."""
+        p = epoch & 1
+        parked = np.flatnonzero(self.parked)
+        if len(parked):       # nothing changed on them: carry their own times and state
+            self.next[p, parked] = self.next[1 - p, parked][:, CARRIED]
+            self.counts[p, parked] = 0
+            cids = [c for r in parked for c in self.rank_cids[r]]
+            rows = self.pub[1 - p, cids]
+            self.republish(rows)
+            self.pub[p, cids] = rows
+        awake = self.active & ~self.parked
+
+        def all_arrived():
+            self.win.Sync()
+            return int(self.arrive[awake].min()) > epoch
+
+        self.wait(all_arrived, drain)
         if self.multi_node:
-            return int(self.res_counts[p, self.rank]), self.res_next[p].copy()
-        return int(self.counts[p, :, self.rank].sum()), self.next[p][self.active].min(axis=0)
+            self._leader_exchange(epoch, drain)
+            incoming = self.res_counts[p, self.node_ranks]
+        else:
+            self.res_next[p] = self.next[p, self.active, :2].min(axis=0)
+            incoming = self.counts[p].sum(axis=0)[self.node_ranks]
+        self._ring_put(epoch, self._outgoing, rewind=not self.parked.any())
+        self._outgoing = b""
+        gmin = int(self.res_next[p, 0])
+        behind = (self.ring_head - self.read_pos > RING_BYTES - BLOB_BYTES) | \
+            (epoch - self.last_woken >= RING_EPOCHS - 2) | \
+            (self.ring_head % RING_BYTES > REWIND_BYTES)
+        run = ranks_to_run(self.active, incoming, self.next[p, :, WAKE], gmin + self.quantum,
+                           gmin >= self.stop, behind)
+        self.parked = self.active & ~run
+        self.last_woken[run] = epoch
+        self.read_pos[run] = self.ring_head
+        order = np.flatnonzero(run[1:]) + 1
+        self.wake_list[:len(order)] = order
+        self.wake_n[0] = len(order)
+        self.woke[0] = epoch
+        self.win.Sync()
+        self.bwin.Sync()
+        self._wake(self._children(order.tolist(), 0))
+
+    @staticmethod
+    def _children(order: list[int], pos: int) -> list[int]:
+        """Wake-ups go down a tree over the ranks woken, in rank order: the leader wakes
+        the first WAKE_FANOUT, each of those the next ones, and so on. Writing to a pipe
+        costs the writer a wake-up of the reader, and the leader (rank 0, the
+        coordinator) is the rank everyone waits for."""
+        return order[pos * WAKE_FANOUT:(pos + 1) * WAKE_FANOUT]
 
     def _leader_exchange(self, epoch: int, on_idle) -> None:
-        """Node leaders combine counts, published state and the root's blob over MPI."""
+        """Node leaders combine counts, published state, times and the root's blob over
+        MPI."""
         MPI, p = self.MPI, epoch & 1
         mine = np.zeros_like(self.pub[p])
         mine[self.node_cids] = self.pub[p][self.node_cids]
-        blob_n = self.bloblen[p:p + 1] if self.rank == 0 else np.zeros(1, np.int64)
-        summed = np.concatenate([self.counts[p].sum(axis=0), mine.ravel(), blob_n])
+        blob_n = len(self._outgoing)
+        summed = np.concatenate([self.counts[p].sum(axis=0), mine.ravel(), [blob_n]])
         total = np.empty_like(summed)
-        nxt = self.next[p][self.active].min(axis=0)
+        nxt = self.next[p, self.active, :2].min(axis=0)
         gmin = np.empty_like(nxt)
         reqs = [self.leaders.Iallreduce(summed, total, op=MPI.SUM),
                 self.leaders.Iallreduce(nxt, gmin, op=MPI.MIN)]
@@ -236,29 +369,19 @@ class WindowSync:
         W = self.world
         self.res_counts[p, :] = total[:W]
         self.pub[p].ravel()[:] = total[W:W + self.pub[p].size]
-        n = int(total[-1])
-        self.bloblen[p] = n
         self.res_next[p] = gmin
+        n = int(total[-1])
         if n:
-            data = np.array(self.blob[p, :n]) if self.rank == 0 else np.empty(n, np.uint8)
+            data = np.frombuffer(self._outgoing, np.uint8).copy() if self.rank == 0 \
+                else np.empty(n, np.uint8)
             req = self.leaders.Ibcast(data, root=0)
             self.wait(req.Test, on_idle)
-            self.blob[p, :n] = data
+            self._outgoing = data
 
     def set_dormant(self, dormant_node_ranks) -> None:
         """Ranks that will never have work (no thread, never an IPI target) skip windows."""
         self.active[:] = True
         self.active[list(dormant_node_ranks)] = False
-        self._wake_tree()
-
-    def _wake_tree(self) -> None:
-        """The leader wakes the first WAKE_FANOUT active ranks, each of those the next
-        ones, and so on: writing to a pipe costs the writer a wake-up of the reader, and
-        the leader (rank 0, the coordinator) is the rank everyone waits for."""
-        order = [i for i in range(1, self.nsize) if self.active[i]]
-        pos = order.index(self.nrank) + 1 if self.nrank in order else 0
-        first = pos * WAKE_FANOUT
-        self.wake_children = order[first:first + WAKE_FANOUT]
 
     def mark_finished(self) -> None:
         """The leader: the active ranks are done; wake the dormant ones."""
@@ -288,10 +411,6 @@ class WindowSync:
         """State published in `epoch` (read during epoch+1)."""
         return self.pub[epoch & 1]
 
-    def read_blob(self, epoch: int) -> bytes:
-        p = epoch & 1
-        return bytes(self.blob[p, :int(self.bloblen[p])])
-
     def close(self) -> None:
         for fd in self.wfds + [self.rfd]:
             os.close(fd)
@@ -307,4 +426,3 @@ class WindowSync:
         if self.leaders != self.MPI.COMM_NULL:
             self.leaders.Free()
         self.node.Free()
-

@@ -50,13 +50,18 @@ class Replica:
          self.latest, self.mm_gen) = self.arrays
 
     def apply(self, blob: bytes) -> None:
-        """Apply a change log in order, a chunk of rows at a time: the first window's log
-        sets every virtual page, and as one list of lists it was a peak of ~150 bytes per
-        page on every rank with threads."""
+        """Apply a change log. Only the last value logged for each entry counts, so a
+        long log (a rank that slept through windows, engine/sync.py) sets each entry
+        once. A chunk of rows at a time: the first window's log sets every virtual
+        page, and as one list of lists it was a peak of ~150 bytes per page on every
+        rank with threads."""
         if not blob:
             return
         arrays = self.arrays
         rows = np.frombuffer(blob, dtype=np.int64).reshape(-1, 3)
+        if len(rows) > APPLY_CHUNK:          # worth sorting only for a long catch-up
+            _, last = np.unique((rows[::-1, 0] << 40) | rows[::-1, 1], return_index=True)
+            rows = rows[len(rows) - 1 - last]
         for start in range(0, len(rows), APPLY_CHUNK):
             for a, i, v in rows[start:start + APPLY_CHUNK].tolist():
                 arrays[a][i] = v

@@ -1,0 +1,72 @@
+"""Ranks sleep through windows in which they have no work (engine/sync.py): which ranks
+run, how a sleeping rank catches up on the page-table log, and that sleeping changes no
+result (whatever the placement, one node or several)."""
+
+import numpy as np
+from conftest import run_json
+
+from emu.engine.sync import ranks_to_run
+from emu.mm.layout import build_layout
+from emu.mm.replica import FRAME_GEN, MM_GEN, PTE, MasterReplica, Replica
+from emu.results import simulated_view
+from emu.scenario.load import load_scenario
+
+ACTIVE = np.array([True, True, True, True, False])     # rank 4 is dormant
+
+
+def test_a_rank_runs_for_a_message_or_work_before_the_window_end():
+    incoming = np.array([0, 2, 0, 0, 0])
+    wake = np.array([50, 900, 999, 1000, 0])
+    run = ranks_to_run(ACTIVE, incoming, wake, window_end=1000, ending=False,
+                       behind=np.zeros(5, bool))
+    # leader always; rank 1 has messages; rank 2 must act at 999 < 1000; rank 3 only at
+    # the window's end, so it sleeps; a dormant rank never runs, whatever its row says
+    assert run.tolist() == [True, True, True, False, False]
+
+
+def test_every_active_rank_runs_at_the_end_or_when_falling_behind_the_ring():
+    none = np.zeros(5, np.int64)
+    late = np.full(5, 10**9)
+    ending = ranks_to_run(ACTIVE, none, late, window_end=1000, ending=True,
+                          behind=np.zeros(5, bool))
+    assert ending.tolist() == [True, True, True, True, False]
+    behind = ranks_to_run(ACTIVE, none, late, window_end=1000, ending=False,
+                          behind=np.array([False, False, True, False, True]))
+    assert behind.tolist() == [True, False, True, False, False]
+
+
+def test_catching_up_on_many_windows_of_log_equals_applying_each_in_turn():
+    layout = build_layout(load_scenario("munmap-storm"))
+    master = MasterReplica(layout, 1)
+    one_by_one, caught_up = Replica(layout, 1), Replica(layout, 1)
+    rng = np.random.default_rng(7)
+    logs = []
+    for _ in range(60):          # 60 windows, 6,060 rows (past APPLY_CHUNK), rewritten often
+        for _ in range(50):
+            vp = int(rng.integers(0, 8))
+            master.set(PTE, vp, int(rng.integers(-1, 1000)))
+            master.set(FRAME_GEN, vp, master.frame_gen[vp] + 1)
+        master.set(MM_GEN, 0, master.mm_gen[0] + 1)
+        logs.append(master.take_log())
+    for log in logs:
+        one_by_one.apply(log)
+    caught_up.apply(b"".join(logs))
+    assert caught_up.arrays == one_by_one.arrays == master.arrays
+    assert master.mm_gen[0] == 61 and max(master.frame_gen[:8]) > 1
+
+
+SMALL_LLAMA = ["run", "--scenario", "llama-tiering", "--cpus", "64"] + \
+    [f"--set=process.{i}.threads.0.{key}" for i in range(3) for key in ("repeat=1", "count=4")]
+
+
+def test_sleeping_ranks_do_not_change_results(tmp_path):
+    """At -n 2 one rank holds every CPU and rarely sleeps; at -n 8 CPUs with no thread
+    live on dormant ranks, and the others sleep through the windows in which their
+    CPUs wait for I/O; on two fake nodes the second node's leader carries the log too.
+    The results must not notice."""
+    two = run_json(2, tmp_path, *SMALL_LLAMA)["runs"][0]
+    eight = run_json(8, tmp_path, *SMALL_LLAMA)["runs"][0]
+    nodes = run_json(8, tmp_path, *SMALL_LLAMA, env={"EMU_RANKS_PER_NODE": "4"})["runs"][0]
+    assert simulated_view(two) == simulated_view(eight) == simulated_view(nodes)
+    for run in (eight, nodes):      # ranks with threads did sleep through windows
+        assert run["measured"]["rank_windows"]["min"] < run["measured"]["windows"]

@@ -13,6 +13,7 @@ counts as dead.
 
 import os
 import time
+from typing import NoReturn
 
 CHECK_PERIOD_S = 0.5   # how often a waiting rank looks at the ranks it waits for
 HANDOVER_S = 2.0       # a rank that did not report aborts quietly if still alive then
@@ -60,7 +61,16 @@ class Liveness:
             if process_start(self.pids[i]) != self.starts[i]:
                 self._lost(i)
 
-    def _lost(self, i: int) -> None:
+    def reader_gone(self, i: int) -> NoReturn:
+        """Rank i's pipe has no reader any more (EPIPE, ENXIO): it died, even if /proc
+        does not show it yet (a SIGKILLed process closes its files before it becomes a
+        zombie). Report it as soon as /proc agrees, at the latest after HANDOVER_S."""
+        end = time.monotonic() + HANDOVER_S
+        while process_start(self.pids[i]) == self.starts[i] and time.monotonic() < end:
+            time.sleep(0.01)
+        self._lost(i)
+
+    def _lost(self, i: int) -> NoReturn:
         """The first rank of the node to notice a death reports it; the others (they
         also notice the reporter's own exit once MPI_Abort starts ending the job) give
         it HANDOVER_S to end them before they abort quietly themselves."""

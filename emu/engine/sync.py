@@ -195,8 +195,7 @@ class WindowSync:
         except OSError as e:
             if e.errno != errno.ENXIO:   # ENXIO: no reader, so rank i is gone: name it
                 raise
-            self.live.check(now=True)
-            raise
+            self.live.reader_gone(i)
 
     def _node_barrier(self) -> None:
         """A barrier of this node's ranks that notices a dead one."""
@@ -225,8 +224,7 @@ class WindowSync:
             try:
                 os.write(self.wfds[i], b"w")
             except BrokenPipeError:   # its reader is gone: name it
-                self.live.check(now=True)
-                raise
+                self.live.reader_gone(i)
 
     def wait(self, done, on_idle) -> None:
         """backoff_wait that also notices a dead rank this one waits for."""

@@ -111,7 +111,7 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
         "measured": {
             "windows": windows,
             "windows_per_s": round(windows / wall, 1) if wall else 0.0,
-            # windows each rank with work ran; it sleeps through the others (sync.py)
+            # windows each non-dormant rank ran; it slept through the others (sync.py)
             "rank_windows": {"min": min(ran), "mean": round(sum(ran) / len(ran), 1)},
             # wall seconds to the first window from a rank's start (the longest)
             "startup_s": round(max(startup), 3) if startup else 0.0,

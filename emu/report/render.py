@@ -179,7 +179,7 @@ def report(doc: dict) -> str:
         m, c = run["measured"], run["comm"]
         lat = m.get("mpi_ipi_wall_latency_us") or c["ipi_latency_us"]   # older files: comm
         ran = m.get("rank_windows")                                     # older files: none
-        ran = f", {ran['mean']:,} run by a rank with threads on average" if ran else ""
+        ran = f", a non-dormant rank ran {ran['mean']:,} on average" if ran else ""
         out.append(f"-- {run['policy']}: {run['ranks']} ranks, wall {run['wall_s']} s, "
                    f"{m['windows']:,} windows ({m['windows_per_s']:,}/s{ran}), "
                    f"{m['events_per_s']:,.0f} events/s, MPI {c['mpi_messages']:,} messages "

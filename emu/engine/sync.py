@@ -300,7 +300,10 @@ class WindowSync:
 
     def _lead(self, epoch: int, drain) -> None:
         """The leader: stand in for the parked ranks, wait for the others, combine with
-        the other nodes, choose who runs the next window and wake them."""
+        the other nodes, choose who runs the next window and wake them. Every window
+        it looks at the node's ranks (at most every CHECK_PERIOD_S): when it is the last
+        to arrive its waits end at once and would never look."""
+        self.live.check()
         p = epoch & 1
         parked = np.flatnonzero(self.parked)
         if len(parked):       # nothing changed on them: carry their own times and state

@@ -183,7 +183,7 @@ class Cpu(Component):
             t = min(t, self.clock)
         return t
 
-    def wake_time(self) -> int:
+    def wake_time(self, next_time: int) -> int:
         """When run_window would act beyond this CPU's events, timers and ready threads:
         going idle (lazy TLB, reporting accessed bits) once its clock is inside a window,
         and two things that act in the next window whatever the clock (-1): the join
@@ -194,8 +194,8 @@ class Cpu(Component):
         if self.joined_epoch >= self.engine.epoch and self.loaded_mm >= 0 and not self.is_lazy:
             return -1
         if self.young or (self.current is None and not self.is_lazy and self.loaded_mm >= 0):
-            return min(self.next_time(), self.clock)
-        return self.next_time()
+            return min(next_time, self.clock)
+        return next_time
 
     def _ready_thread(self) -> bool:
         return any(th.state == "ready" for th in self.runq)

@@ -50,11 +50,12 @@ class Component:
         """Earliest simulated time this component has anything to do (INF if none)."""
         return self.next_event_time()
 
-    def wake_time(self) -> int:
+    def wake_time(self, next_time: int) -> int:
         """Earliest simulated time at which this component must run a window if no event
-        reaches it: its rank sleeps through windows that end before (sync.py). Models
-        whose run_window acts on more than their own events and timers return less."""
-        return self.next_time()
+        reaches it, given its `next_time()`: its rank sleeps through windows that end
+        before (sync.py). Models whose run_window acts on more than their own events and
+        timers return less."""
+        return next_time
 
     def publish(self, slots) -> None:
         """Write this component's published state (visible to all one window later)."""

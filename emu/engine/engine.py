@@ -125,10 +125,10 @@ class Engine:
         for event in self._local_pending:
             self.by_cid[event[3]].deliver(event)
         self._local_pending.clear()
-        own = [(c.next_time(), c.cid in self.paced) for c in self.components]
+        own = [(c.next_time(), c) for c in self.components]
         own_next = min([t for t, _ in own], default=INF)
-        own_unpaced = min([t for t, paced in own if not paced], default=INF)
-        wake = min([c.wake_time() for c in self.components], default=INF)
+        own_unpaced = min([t for t, c in own if c.cid not in self.paced], default=INF)
+        wake = min([c.wake_time(t) for t, c in own], default=INF)
         self.sync.write_row(e, self._sent, (min(own_next, self._sent_min_ts),
                                             min(own_unpaced, self._sent_min_unpaced),
                                             own_next, own_unpaced, wake))

@@ -246,13 +246,10 @@ class WindowSync:
             raise RuntimeError(f"broadcast blob of {len(data)} bytes exceeds {BLOB_BYTES}")
         self._outgoing = data
 
-    def _ring_put(self, epoch: int, data, rewind: bool) -> None:
-        """Add `epoch`'s blob after the last one, or at the ring's start if `rewind` (no
-        rank has anything left to read: all arrived after reading all)."""
+    def _ring_put(self, epoch: int, data) -> None:
+        """Add `epoch`'s blob after the last one."""
         src = np.frombuffer(data, dtype=np.uint8)
         pos, n = self.ring_head, len(src)
-        if rewind and pos % RING_BYTES:
-            pos += RING_BYTES - pos % RING_BYTES
         i = pos % RING_BYTES
         first = min(n, RING_BYTES - i)
         self.ring[i:i + first] = src[:first]
@@ -326,7 +323,11 @@ class WindowSync:
         else:
             self.res_next[p] = self.next[p, self.active, :2].min(axis=0)
             incoming = self.counts[p].sum(axis=0)[self.node_ranks]
-        self._ring_put(epoch, self._outgoing, rewind=not self.parked.any())
+        if not self.parked.any() and self.ring_head % RING_BYTES:
+            # every rank arrived after reading all there was: start the ring over
+            self.ring_head += RING_BYTES - self.ring_head % RING_BYTES
+            self.read_pos[:] = self.ring_head
+        self._ring_put(epoch, self._outgoing)
         self._outgoing = b""
         gmin = int(self.res_next[p, 0])
         behind = (self.ring_head - self.read_pos > RING_BYTES - BLOB_BYTES) | \

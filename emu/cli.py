@@ -38,6 +38,14 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "ui.perfetto.dev or chrome://tracing), capped at 200 MB")
     p.add_argument("--trace-span", metavar="START:END",
                    help="record only simulated time [START, END) in ns (no cap)")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="save a checkpoint of the run to PATH (atomically) every "
+                        "--checkpoint-every-ns, and on SIGTERM (then stop with status 0)")
+    p.add_argument("--checkpoint-every-ns", type=int, default=0, metavar="N",
+                   help="simulated ns between checkpoints (default: only on SIGTERM)")
+    p.add_argument("--resume", metavar="PATH",
+                   help="continue the run a checkpoint saved (any number of ranks; the "
+                        "scenario and its options come from the checkpoint)")
     p.add_argument("--debug-fail-rank", type=int, default=-1, help=argparse.SUPPRESS)
 
 
@@ -139,34 +147,46 @@ def cmd_simulate(args, argv: list[str]) -> None:
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
     try:
-        policies, sc, ncpus, placement = _prepared(MPI, comm, args)
+        (policies, sc, ncpus, placement, inputs, run_index), doc = \
+            _prepared(MPI, comm, args, argv)
         trace = _trace_options(args, len(policies))
     except EmuError as exc:          # every rank has the same input and the same error
         if rank == 0:
             sys.stderr.write(f"emu: error: {exc}\n")
         sys.exit(2)
     try:
+        from emu.checkpoint import Plan, Stopped
         from emu.results import results_document, write_json_atomic
         from emu.runner import run_policy
 
-        runs = []
+        plan = None
+        if args.checkpoint:
+            from emu.engine.sync import stop_on_sigterm
+
+            stop_on_sigterm()
+            plan = Plan(args.checkpoint, args.checkpoint_every_ns, inputs)
+        runs = doc["done_runs"] if doc else []
         trace_file = None
         if trace:                       # imported only when asked for: every rank imports
             from emu.report.trace_file import TraceFile
             from emu.trace import TraceOptions
 
             trace_file = TraceFile(args.trace, trace[0], trace[1]) if rank == 0 else None
-        for i, policy in enumerate(policies):
+        for i, policy in enumerate(policies[run_index:], run_index):
+            if plan:
+                plan.run_index, plan.done_runs = i, runs
+            resume = (doc or {}) if args.resume and i == run_index else None
             run = run_policy(MPI, comm, sc, policy, ncpus, placement, args.debug_fail_rank,
                              progress=not args.quiet,
                              trace=TraceOptions(i + 1, trace[1], trace[2]) if trace else None,
                              trace_file=trace_file,
-                             started_s=STARTED_S if i == 0 else None)
+                             started_s=STARTED_S if i == run_index else None,
+                             plan=plan, resume=resume)
             runs.append(run)
         if trace_file:
             trace_file.close()
         if rank == 0:
-            doc = results_document(runs, argv)
+            doc = results_document(runs, inputs["argv"])
             if args.json:
                 write_json_atomic(args.json, doc)
             if not args.quiet:
@@ -174,6 +194,12 @@ def cmd_simulate(args, argv: list[str]) -> None:
 
                 sys.stdout.write(render(doc, "report"))
                 sys.stdout.flush()
+    except Stopped as exc:
+        if rank == 0:
+            sys.stderr.write(f"emu: stopped (SIGTERM) after saving a checkpoint at simulated "
+                             f"{exc.args[0]:,} ns of run {plan.run_index + 1} "
+                             f"({policies[plan.run_index]}) to {args.checkpoint}; continue "
+                             f"with --resume {args.checkpoint}\n")
     except EmuError as exc:
         abort_job(MPI, f"error: {exc}", 2)
     except RankLost as exc:
@@ -199,17 +225,17 @@ def _trace_options(args, runs: int) -> tuple | None:
     return cap, None, cap // runs
 
 
-def _prepared(MPI, comm, args):
+def _prepared(MPI, comm, args, argv: list[str]):
     """_prepare on rank 0, its outcome (the checked scenario or the error) broadcast to
     the others: 128 ranks on 2 cores each reading, parsing and validating the same TOML
-    add up in the start-up."""
+    add up in the start-up. Returns it and, on rank 0, the checkpoint to resume."""
     from emu.engine.collect import bcast_from_root
     from emu.engine.mpi_env import abort_job
 
-    outcome = None
+    outcome = doc = None
     if comm.Get_rank() == 0:
         try:
-            outcome = _prepare(args, comm.Get_size())
+            outcome, doc = _prepare(args, argv, comm.Get_size())
         except EmuError as exc:
             outcome = exc
         except Exception as exc:  # noqa: BLE001 - the others wait for the broadcast
@@ -217,11 +243,45 @@ def _prepared(MPI, comm, args):
     outcome = bcast_from_root(comm, outcome)
     if isinstance(outcome, EmuError):
         raise outcome
-    return outcome
+    return outcome, doc
 
 
-def _prepare(args, ranks: int):
+def _checkpoint_options(args, argv: list[str]) -> dict | None:
+    """Check the checkpoint options; the checkpoint to resume, read, if any."""
+    if args.checkpoint_every_ns and not args.checkpoint:
+        raise EmuError("--checkpoint-every-ns needs --checkpoint PATH")
+    if args.checkpoint_every_ns < 0:
+        raise EmuError(f"--checkpoint-every-ns must not be negative, got {args.checkpoint_every_ns}")
+    if args.trace and (args.checkpoint or args.resume):
+        raise EmuError("--trace cannot be combined with --checkpoint or --resume (a "
+                       "checkpoint does not save the timeline being traced)")
+    if not args.resume:
+        return None
+    from emu.checkpoint import check_resume_argv, read
+
+    check_resume_argv(argv)
+    return read(args.resume)
+
+
+def _prepare(args, argv: list[str], ranks: int):
+    """(policies, scenario, CPUs, placement, inputs, run to start at), and the
+    checkpoint to resume (or None)."""
     from emu.engine.placement import place
+    from emu.scenario.fit import check_fits
+
+    doc = _checkpoint_options(args, argv)
+    if doc is not None:
+        inputs = doc["inputs"]
+        sc, ncpus = inputs["sc"], inputs["ncpus"]
+        check_fits(sc, ncpus, ranks, args.resume)
+        return (inputs["policies"], sc, ncpus, place(ncpus, ranks), inputs,
+                doc["run_index"]), doc
+    policies, sc, ncpus = _prepare_inputs(args, ranks)
+    inputs = {"argv": argv, "policies": policies, "sc": sc, "ncpus": ncpus}
+    return (policies, sc, ncpus, place(ncpus, ranks), inputs, 0), None
+
+
+def _prepare_inputs(args, ranks: int):
     from emu.policy import check_policy
     from emu.scenario.fit import check_fits
     from emu.scenario.load import load_scenario
@@ -249,7 +309,7 @@ def _prepare(args, ranks: int):
     if len(sc["process"]) > 62:
         raise EmuError("at most 62 processes (mm_cpumask bits)", sc["scenario"]["name"])
     check_fits(sc, ncpus, ranks, sc["scenario"]["name"])
-    return policies, sc, ncpus, place(ncpus, ranks)
+    return policies, sc, ncpus
 
 
 def main(argv: list[str] | None = None) -> None:

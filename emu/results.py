@@ -134,6 +134,11 @@ def results_document(runs: list[dict], argv: list[str]) -> dict:
 
 
 def write_json_atomic(path: str, doc: dict) -> None:
+    """`doc` as JSON, written atomically (write_atomic)."""
+    write_atomic(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+
+
+def write_atomic(path: str, data: bytes) -> None:
     """Write a temporary file beside the target, flush it to disk, then rename it over the
     target: a reader (or a run killed at any point) sees the previous complete file or
     the new one, never a part. The temporary file goes if writing fails."""
@@ -142,9 +147,8 @@ def write_json_atomic(path: str, doc: dict) -> None:
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)   # mode from umask
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

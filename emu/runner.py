@@ -12,10 +12,14 @@ import resource
 import time
 from typing import TYPE_CHECKING
 
+from emu import checkpoint
 from emu import protocol as P
 from emu.cpu.cpu import Cpu
+from emu.engine import snapshot
 from emu.engine.collect import gather_to_root
 from emu.engine.engine import Engine
+from emu.engine.journal import Journal, replay
+from emu.engine.sync import stop_on_sigterm
 from emu.mm.layout import build_layout
 from emu.mm.replica import Replica
 from emu.progress import Progress
@@ -52,11 +56,15 @@ def place_threads(sc: dict, layout, ncpus: int) -> list[tuple]:
 def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int],
                debug_fail_rank: int = -1, progress: bool = False,
                trace: TraceOptions | None = None, trace_file=None,
-               started_s: float | None = None) -> dict | None:
+               started_s: float | None = None, plan: checkpoint.Plan | None = None,
+               resume: dict | None = None) -> dict | None:
     """Run `policy` on the scenario across all ranks; rank 0 returns the run's results
     (and shows progress on stderr if `progress`, and writes the run's part of the
     timeline to `trace_file` if `trace` is given). Start-up is measured from `started_s`
-    (time.perf_counter(); default: this call) to the first window."""
+    (time.perf_counter(); default: this call) to the first window. With a `plan`, save
+    checkpoints (emu/checkpoint.py); with `resume` (rank 0: the checkpoint; the others:
+    an empty dict), continue from one. Raises checkpoint.Stopped on every rank if the
+    run stopped after a checkpoint (SIGTERM)."""
     t0 = time.perf_counter()
     rank = comm.Get_rank()
     layout = build_layout(sc)
@@ -117,7 +125,21 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     if debug_fail_rank == rank:
         hooks.append(_fail_after(3, rank))
     engine.on_window = _chain(hooks)
-    end = engine.run(sc["scenario"]["duration_ns"])
+    shared = {"engine": engine, "replica": replica, "layout": layout, "sc": sc}
+    if replica is not None:
+        shared["replica_arrays"] = replica.arrays
+    start = None
+    if resume is not None:
+        start = _resume(MPI, comm, engine, resume, placement, cpus, shared, coord, timeline)
+    if plan is not None:
+        takers = [r for r in range(comm.Get_size()) if r not in dormant]
+        _plan_checkpoints(MPI, comm, engine, plan, cpus, shared, coord, takers)
+    else:
+        engine.journal = None
+    end = engine.run(sc["scenario"]["duration_ns"], start)
+    if engine.stopped:
+        engine.close()
+        raise checkpoint.Stopped(end)
     if shown:
         shown.finish()
     if rec:
@@ -143,6 +165,45 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     if rank != 0:
         return None
     return assemble_run(sc, policy, ncpus, comm.Get_size(), parts, layout)
+
+
+def _plan_checkpoints(MPI, comm, engine: Engine, plan: checkpoint.Plan, cpus: list,
+                      shared: dict, coord, takers: list[int]) -> None:
+    """Save a checkpoint at the boundaries the leaders choose: the coordinator's inputs
+    are journaled from the start (it is rebuilt by replaying them)."""
+    engine.sync.checkpointing = True
+    engine.sync.checkpoint_every = plan.every_ns
+    stop_on_sigterm(engine.sync)
+    if coord is not None and engine.journal is None:
+        engine.journal = Journal({coord.cid})
+
+    def save(epoch: int, start: int) -> None:
+        boundary = None
+        if coord is not None:
+            boundary = {"epoch": epoch, "start": start, "horizon": engine.horizon,
+                        "checkpoint_next": engine.sync.checkpoint_next,
+                        "pub": engine.pub.copy(), "replica": coord.k.R.arrays,
+                        "journal": engine.journal.state()}
+        checkpoint.save(MPI, comm, plan, cpus, shared, takers, boundary)
+    engine.on_checkpoint = save
+
+
+def _resume(MPI, comm, engine: Engine, doc: dict, placement: list[int], cpus: list,
+            shared: dict, coord, timeline) -> dict:
+    """Restore this rank's part of a checkpoint; return the boundary to start after."""
+    common, states = checkpoint.distribute(MPI, comm, doc or None, placement)
+    for c in cpus:
+        if c.cid in states:
+            snapshot.restore(c, states[c.cid], shared)
+    if shared["replica"] is not None:
+        shared["replica"].load(common["replica"])
+    if coord is not None:
+        engine.journal = Journal.restored({coord.cid}, doc["boundary"]["journal"])
+        replay([coord], engine.journal, engine.quantum, hooks=[timeline.sample],
+               after=[coord.k.R.take_log])
+        coord.engine = engine
+    engine.sync.checkpoint_next = common["checkpoint_next"]
+    return common
 
 
 def _write_trace(MPI, comm, rec: Recorder, end: int, trace_file, policy: str,

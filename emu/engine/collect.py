@@ -1,5 +1,6 @@
-"""Gather per-rank results to rank 0 as msgpack bytes (no pickle on the wire), and
-broadcast rank 0's checked scenario to the others."""
+"""Gather per-rank results to rank 0 as msgpack bytes (no pickle on the wire),
+broadcast rank 0's checked scenario to the others, and stream bytes to and from rank 0
+(traces, checkpoints)."""
 
 import pickle
 
@@ -27,22 +28,40 @@ STREAM_TAG = 7           # apart from the engine's epoch tags (0, 1)
 ROOT_NAP_S = 0.01        # longest sleep of a rank waiting for rank 0's broadcast
 
 
-def stream_to_root(MPI, comm, data: bytes, sink) -> None:
-    """Hand every rank's bytes to `sink` on rank 0 in rank order, receiving one rank's
-    part at a time, so rank 0 never holds more than its own and one other."""
+def stream_to_root(MPI, comm, data: bytes, sink, ranks: list[int] | None = None) -> None:
+    """Hand the bytes of rank 0 and of `ranks` (default: every rank) to `sink` on rank 0
+    in rank order, receiving one rank's part at a time, so rank 0 never holds more than
+    its own and one other. The others' sends are polled with a back-off (they wait for
+    rank 0 alone)."""
     if comm.Get_rank() != 0:
-        comm.Send(np.array([len(data)], dtype=np.int64), 0, STREAM_TAG)
+        backoff_wait(comm.Isend(np.array([len(data)], dtype=np.int64), 0, STREAM_TAG).Test,
+                     cap=ROOT_NAP_S)
         if data:
-            comm.Send([data, MPI.BYTE], 0, STREAM_TAG)
+            backoff_wait(comm.Isend([data, MPI.BYTE], 0, STREAM_TAG).Test, cap=ROOT_NAP_S)
         return
     sink(data)
     n = np.zeros(1, dtype=np.int64)
-    for r in range(1, comm.Get_size()):
+    for r in (range(1, comm.Get_size()) if ranks is None else sorted(set(ranks) - {0})):
         comm.Recv(n, r, STREAM_TAG)
         buf = bytearray(int(n[0]))
         if buf:
             comm.Recv([buf, MPI.BYTE], r, STREAM_TAG)
         sink(buf)
+
+
+def scatter_from_root(MPI, comm, parts: dict[int, bytes] | None) -> bytes:
+    """Rank 0's `parts[r]` to each rank r (its own returned); the others wait for it with
+    a back-off."""
+    if comm.Get_rank() == 0:
+        for r in range(1, comm.Get_size()):
+            comm.Send(np.array([len(parts[r])], dtype=np.int64), r, STREAM_TAG)
+            comm.Send([parts[r], MPI.BYTE], r, STREAM_TAG)
+        return parts[0]
+    n = np.zeros(1, dtype=np.int64)
+    backoff_wait(comm.Irecv(n, 0, STREAM_TAG).Test, cap=ROOT_NAP_S)
+    buf = bytearray(int(n[0]))
+    backoff_wait(comm.Irecv([buf, MPI.BYTE], 0, STREAM_TAG).Test, cap=ROOT_NAP_S)
+    return bytes(buf)
 
 
 def bcast_from_root(comm, obj):

@@ -15,6 +15,10 @@ A *paced* component (the coordinator) runs only up to the horizon: the earliest 
 which any unpaced component (a CPU) could act, as known at the window's start. Nothing
 a CPU sends during the window can then be older than what the coordinator has done, so
 the kernel sees every CPU's requests in simulated-time order.
+
+At a boundary the leaders mark for a checkpoint, `on_checkpoint` runs on every rank that
+takes part; a journal records the inputs of components that are saved by replaying
+them (journal.py). `run` can start from such a boundary instead of from time zero.
 """
 
 import time
@@ -23,7 +27,7 @@ import numpy as np
 
 from emu.engine import wire
 from emu.engine.component import INF, Component
-from emu.engine.sync import WindowSync
+from emu.engine.sync import ACTION, CHECKPOINT_AND_STOP, GO, HORIZON_MIN, START, WindowSync
 
 
 class Engine:
@@ -55,6 +59,9 @@ class Engine:
         self.blob_sinks: list = []               # every rank: callables(bytes)
         self.on_window = None                    # optional hook(window start) run before each window
         self.dormant = False
+        self.journal = None                      # a Journal of components to be replayed
+        self.on_checkpoint = None                # hook(epoch, window start) at checkpoints
+        self.stopped = False                     # stopped after a checkpoint (SIGTERM)
         # measured, wall-clock side
         self.stats = {"mpi_messages": 0, "mpi_bytes": 0, "windows": 0, "events": 0}
         self.latencies_s: list[float] = []
@@ -109,8 +116,13 @@ class Engine:
             event, sent_wall = wire.decode(buf)
             if event[4] in self.measured_kinds:
                 self.latencies_s.append(time.time() - sent_wall)
-            self.by_cid[event[3]].deliver(event)
+            self._deliver(event)
             self._received += 1
+
+    def _deliver(self, event: tuple) -> None:
+        if self.journal is not None and event[3] in self.journal.cids:
+            self.journal.delivered(event)
+        self.by_cid[event[3]].deliver(event)
 
     # -- the loop -------------------------------------------------------------------------
     def _synchronise(self) -> int:
@@ -123,7 +135,7 @@ class Engine:
         if self.blob_source is not None:
             self.sync.write_blob(self.blob_source())
         for event in self._local_pending:
-            self.by_cid[event[3]].deliver(event)
+            self._deliver(event)
         self._local_pending.clear()
         own = [(c.next_time(), c) for c in self.components]
         own_next = min([t for t, _ in own], default=INF)
@@ -132,7 +144,7 @@ class Engine:
         self.sync.write_row(e, self._sent, (min(own_next, self._sent_min_ts),
                                             min(own_unpaced, self._sent_min_unpaced),
                                             own_next, own_unpaced, wake))
-        e, expected, minima = self.sync.barrier(e, self._drain, self._complete_sends)
+        e, expected, learnt = self.sync.barrier(e, self._drain, self._complete_sends)
         self.epoch = e                      # later than before if this rank was parked
         self.sync.wait(lambda: self._received >= expected, lambda: self._drain(True))
         self._received -= expected
@@ -144,8 +156,9 @@ class Engine:
                 sink(blob)
         self.pub = self.sync.published(e)
         self.stats["windows"] += 1
-        self.horizon = int(minima[1])
-        return int(minima[0])
+        self.horizon = int(learnt[HORIZON_MIN])
+        self.action = int(learnt[ACTION])
+        return int(learnt[START])
 
     def set_dormant_ranks(self, ranks: set[int]) -> None:
         """Ranks whose components can never have work: they skip every window.
@@ -156,26 +169,41 @@ class Engine:
         self.sync.set_dormant(local)
         self.dormant = self.rank in ranks and self.sync.nrank != 0
 
-    def run(self, stop_ns: int) -> int:
-        """Run windows until nothing is left to do or `stop_ns`; return the last window end."""
+    def run(self, stop_ns: int, resume: dict | None = None) -> int:
+        """Run windows until nothing is left to do or `stop_ns`; return the last window end.
+        `resume`: start after the boundary a checkpoint saved (its epoch, window start,
+        horizon, published state; the components already restored)."""
         if self.dormant:
-            self.sync.wait_finished()
+            self.stopped = self.sync.wait_finished()
             return 0
         self.sync.quantum, self.sync.stop = self.quantum, stop_ns
-        end = self._run(stop_ns)
+        end = self._run(stop_ns, resume)
         if self.sync.nrank == 0:
-            self.sync.mark_finished()
+            self.sync.mark_finished(self.stopped)
         return end
 
-    def _run(self, stop_ns: int) -> int:
-        gmin = self._synchronise()          # epoch 0: initial publication, no simulation
+    def _run(self, stop_ns: int, resume: dict | None) -> int:
+        if resume is None:
+            gmin = self._synchronise()      # epoch 0: initial publication, no simulation
+        else:
+            self.epoch, gmin, self.horizon = resume["epoch"], resume["start"], resume["horizon"]
+            self.sync.resume_at(self.epoch, resume["pub"])
+            self.pub = self.sync.published(self.epoch)
+            self.action = GO
         end = 0
         while gmin < INF:
             start = gmin                    # the earliest thing anyone has left to do
             if start >= stop_ns:
                 break
+            if self.action != GO:
+                self.on_checkpoint(self.epoch, start)
+                if self.action == CHECKPOINT_AND_STOP:
+                    self.stopped = True
+                    return start
             end = start + self.quantum
             self.epoch += 1
+            if self.journal is not None:
+                self.journal.window(self.epoch, start, end, self.horizon, self.pub)
             if self.on_window is not None:
                 self.on_window(start)
             for c in self.components:

@@ -28,11 +28,17 @@ the ring's used part passes REWIND_BYTES it has every rank run a window, after w
 the ring starts over (so each rank touches only a small part of it). Most
 windows of a busy run involve a few CPUs, so this is what makes a window's cost follow
 the ranks with work rather than all ranks (docs/performance.md).
+
+The leader also decides when the ranks save a checkpoint (emu/checkpoint.py): at the
+first epoch whose window start reaches the next multiple of the checkpoint interval, or
+at once when a rank of the node got SIGTERM (then the job stops after saving). It wakes
+every rank for that epoch; the decision travels with the global minima (ACTION).
 """
 
 import errno
 import os
 import select
+import signal
 import time
 
 import numpy as np
@@ -54,6 +60,20 @@ REWIND_BYTES = 1 << 20  # past this, every rank runs a window so that the ring c
 NEXT, HORIZON, OWN_NEXT, OWN_HORIZON, WAKE = range(5)   # columns of a rank's time row
 CARRIED = [OWN_NEXT, OWN_HORIZON, OWN_NEXT, OWN_HORIZON, WAKE]  # a parked rank's row: its
                       # own times stand; what it sent was delivered when it last ran
+START, HORIZON_MIN, ACTION = range(3)   # what every rank learns at a barrier
+GO, CHECKPOINT, CHECKPOINT_AND_STOP = range(3)   # ACTION after the barrier
+_stop_asked = [False]   # SIGTERM seen before a WindowSync existed to record it
+
+
+def stop_on_sigterm(sync: "WindowSync | None" = None) -> None:
+    """Make SIGTERM (a batch system's time limit) a request to checkpoint and stop: the
+    flag goes into the node's shared memory, where the leader looks every epoch."""
+    def handler(_signum, _frame):
+        _stop_asked[0] = True
+        if handler.sync is not None:
+            handler.sync.term[0] = 1
+    handler.sync = sync
+    signal.signal(signal.SIGTERM, handler)
 
 
 def node_communicator(MPI, comm):
@@ -108,12 +128,16 @@ class WindowSync:
         self.ncomp, self.k = n_components, slots_per_component
         self.quantum = self.stop = 0    # the window length and the run's end (Engine.run)
         self.republish = None   # (rows) -> None: published state after an idle window
+        self.checkpointing = False  # whether ranks save checkpoints (then SIGTERM stops)
+        self.checkpoint_every = 0   # simulated ns between them (0: only on SIGTERM)
+        self.checkpoint_next = 0    # the window start at which the next one is due
 
         W, N, C, K, R = self.world, self.nsize, n_components, slots_per_component, RING_EPOCHS
         self._layout = {
             "arrive": N, "finished": 1, "next": 2 * N * 5, "counts": 2 * N * W,
-            "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2 * 2,
+            "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2 * 3,
             "ring_start": R, "ring_end": R, "woke": 1, "wake_n": 1, "wake_list": N,
+            "term": 1,
         }
         total = sum(self._layout.values())
         itemsize = 8
@@ -131,7 +155,8 @@ class WindowSync:
         self.counts = views["counts"].reshape(2, N, W)
         self.pub = views["pub"].reshape(2, C, K)
         self.res_counts = views["res_counts"].reshape(2, W)
-        self.res_next = views["res_next"].reshape(2, 2)
+        self.res_next = views["res_next"].reshape(2, 3)
+        self.term = views["term"]            # a rank of this node got SIGTERM
         self.ring_start, self.ring_end = views["ring_start"], views["ring_end"]
         self.woke = views["woke"]            # the epoch whose barrier last woke ranks
         self.wake_n, self.wake_list = views["wake_n"], views["wake_list"]
@@ -144,6 +169,7 @@ class WindowSync:
         if is_leader:
             arr[:] = 0
             self.woke[0] = -1
+            self.term[0] = int(_stop_asked[0])
         ids = np.zeros((N, 2), dtype=np.int64)
         self.node.Allgather(np.array([self.rank, os.getpid()], dtype=np.int64), ids)
         self.node_ranks = ids[:, 0].tolist()
@@ -274,7 +300,7 @@ class WindowSync:
     def barrier(self, epoch: int, drain, push) -> tuple[int, int, np.ndarray]:
         """Arrive at epoch `epoch` and sleep until this rank has work. Return the epoch
         whose barrier woke it (later than `epoch` if it was parked), the messages to
-        expect in that epoch, and the global minima (window start, horizon)."""
+        expect in that epoch, and what every rank learns (START, HORIZON_MIN, ACTION)."""
         self.win.Sync()
         self.bwin.Sync()
         self.arrive[self.nrank] = epoch + 1     # shared memory starts zeroed
@@ -317,11 +343,13 @@ class WindowSync:
             return int(self.arrive[awake].min()) > epoch
 
         self.wait(all_arrived, drain)
+        self.win.Sync()
+        term = int(self.term[0])
         if self.multi_node:
-            self._leader_exchange(epoch, drain)
+            term = self._leader_exchange(epoch, drain, term)
             incoming = self.res_counts[p, self.node_ranks]
         else:
-            self.res_next[p] = self.next[p, self.active, :2].min(axis=0)
+            self.res_next[p, :2] = self.next[p, self.active, :2].min(axis=0)
             incoming = self.counts[p].sum(axis=0)[self.node_ranks]
         if not self.parked.any() and self.ring_head % RING_BYTES:
             # every rank arrived after reading all there was: start the ring over
@@ -330,11 +358,13 @@ class WindowSync:
         self._ring_put(epoch, self._outgoing)
         self._outgoing = b""
         gmin = int(self.res_next[p, 0])
+        action = self._action(gmin, term)
+        self.res_next[p, ACTION] = action
         behind = (self.ring_head - self.read_pos > RING_BYTES - BLOB_BYTES) | \
             (epoch - self.last_woken >= RING_EPOCHS - 2) | \
             (self.ring_head % RING_BYTES > REWIND_BYTES)
         run = ranks_to_run(self.active, incoming, self.next[p, :, WAKE], gmin + self.quantum,
-                           gmin >= self.stop, behind)
+                           gmin >= self.stop or action != GO, behind)
         self.parked = self.active & ~run
         self.last_woken[run] = epoch
         self.read_pos[run] = self.ring_head
@@ -346,6 +376,19 @@ class WindowSync:
         self.bwin.Sync()
         self._wake(self._children(order.tolist(), 0))
 
+    def _action(self, gmin: int, term: int) -> int:
+        """Whether every rank saves a checkpoint at this epoch (and stops after it).
+        Every node's leader decides alike: the same global minimum, the same interval,
+        the same combined SIGTERM flag."""
+        if gmin >= self.stop or not self.checkpointing:
+            return GO
+        if term:
+            return CHECKPOINT_AND_STOP
+        if not self.checkpoint_every or gmin < self.checkpoint_next:
+            return GO
+        self.checkpoint_next = (gmin // self.checkpoint_every + 1) * self.checkpoint_every
+        return CHECKPOINT
+
     @staticmethod
     def _children(order: list[int], pos: int) -> list[int]:
         """Wake-ups go down a tree over the ranks woken, in rank order: the leader wakes
@@ -354,16 +397,16 @@ class WindowSync:
         coordinator) is the rank everyone waits for."""
         return order[pos * WAKE_FANOUT:(pos + 1) * WAKE_FANOUT]
 
-    def _leader_exchange(self, epoch: int, on_idle) -> None:
-        """Node leaders combine counts, published state, times and the root's blob over
-        MPI."""
+    def _leader_exchange(self, epoch: int, on_idle, term: int) -> int:
+        """Node leaders combine counts, published state, times, SIGTERM flags and the
+        root's blob over MPI; return the combined flag."""
         MPI, p = self.MPI, epoch & 1
         mine = np.zeros_like(self.pub[p])
         mine[self.node_cids] = self.pub[p][self.node_cids]
         blob_n = len(self._outgoing)
         summed = np.concatenate([self.counts[p].sum(axis=0), mine.ravel(), [blob_n]])
         total = np.empty_like(summed)
-        nxt = self.next[p, self.active, :2].min(axis=0)
+        nxt = np.append(self.next[p, self.active, :2].min(axis=0), -term)
         gmin = np.empty_like(nxt)
         reqs = [self.leaders.Iallreduce(summed, total, op=MPI.SUM),
                 self.leaders.Iallreduce(nxt, gmin, op=MPI.MIN)]
@@ -371,7 +414,7 @@ class WindowSync:
         W = self.world
         self.res_counts[p, :] = total[:W]
         self.pub[p].ravel()[:] = total[W:W + self.pub[p].size]
-        self.res_next[p] = gmin
+        self.res_next[p, :2] = gmin[:2]
         n = int(total[-1])
         if n:
             data = np.frombuffer(self._outgoing, np.uint8).copy() if self.rank == 0 \
@@ -379,16 +422,29 @@ class WindowSync:
             req = self.leaders.Ibcast(data, root=0)
             self.wait(req.Test, on_idle)
             self._outgoing = data
+        return int(-gmin[2])
+
+    def resume_at(self, epoch: int, pub: np.ndarray) -> None:
+        """Continue after `epoch`'s barrier, as a checkpoint taken there left it: its
+        published state in place, its blob read (the replicas were saved after it)."""
+        self.read_epoch = epoch
+        self.last_woken[:] = epoch
+        if self.nrank == 0:
+            self.pub[epoch & 1] = pub
+        self.win.Sync()
+        self._node_barrier()
+        self.win.Sync()
 
     def set_dormant(self, dormant_node_ranks) -> None:
         """Ranks that will never have work (no thread, never an IPI target) skip windows."""
         self.active[:] = True
         self.active[list(dormant_node_ranks)] = False
 
-    def mark_finished(self) -> None:
-        """The leader: the active ranks are done; wake the dormant ones."""
+    def mark_finished(self, stopped: bool = False) -> None:
+        """The leader: the active ranks are done (or `stopped` after a checkpoint); wake
+        the dormant ones."""
         self.win.Sync()
-        self.finished[0] = 1
+        self.finished[0] = 2 if stopped else 1
         self.win.Sync()
         for i in range(1, self.nsize):
             if not self.active[i]:
@@ -397,14 +453,15 @@ class WindowSync:
                 except BrokenPipeError:
                     pass                # it saw the flag first and has left already
 
-    def wait_finished(self) -> None:
+    def wait_finished(self) -> bool:
         """A dormant rank sleeps on its pipe until the leader wakes it at the end,
         looking at the rank it watches every CHECK_PERIOD_S (polling every 20 ms cost
-        each dormant rank ~4 ms of CPU per second, a third of a core at 128 ranks)."""
+        each dormant rank ~4 ms of CPU per second, a third of a core at 128 ranks).
+        True if the run stopped after a checkpoint."""
         while True:
             self.win.Sync()
             if self.finished[0]:
-                return
+                return self.finished[0] == 2
             if select.select([self.rfd], [], [], CHECK_PERIOD_S)[0]:
                 os.read(self.rfd, 1)
             self.live.check()
@@ -414,6 +471,7 @@ class WindowSync:
         return self.pub[epoch & 1]
 
     def close(self) -> None:
+        self.term = np.zeros(1, dtype=np.int64)   # a late SIGTERM must not write freed memory
         for fd in self.wfds + [self.rfd]:
             os.close(fd)
         self._node_barrier()

@@ -67,6 +67,12 @@ class Replica:
                 arrays[a][i] = v
 
 
+    def load(self, arrays: list[list[int]]) -> None:
+        """Take another replica's contents (resuming a checkpoint)."""
+        for mine, theirs in zip(self.arrays, arrays, strict=True):
+            mine[:] = theirs
+
+
 class MasterReplica(Replica):
     """The coordinator's authoritative copy; every change is logged for the others."""
 

@@ -1,4 +1,4 @@
-"""A simulated thread: its scenario steps, run as a generator of actions (SimPy style).
+"""A simulated thread: its scenario steps, interpreted one action at a time.
 
 Actions the CPU executes:
     ("touch", vpages, kinds, work_ns, segv_skip)   page accesses through the TLB
@@ -10,6 +10,9 @@ A loop step runs its body `repeat` times; a count step adds one to the thread's
 iteration counter (will-it-scale's `(*iterations)++`), and the thread exits once it has
 counted `iterations`. mmap/munmap/mprotect/madvise act on `pages` pages from `offset`
 within the mapping; with `cursor` the range moves on by `pages` each time the step runs.
+
+The interpreter's position is plain data (a stack of step indices and loop counts), not
+a generator, so a checkpoint can save a thread mid-program (emu/checkpoint.py).
 """
 
 import numpy as np
@@ -47,8 +50,12 @@ class Thread:
         self.index, self.nthreads = index, nthreads   # position among its group's threads
         self.spec, self.layout, self.file_ids = spec, layout, file_ids
         self.rng = np.random.default_rng([seed, tid])
-        self.cursors: dict[int, int] = {}
-        self.program = self._actions()
+        self.cursors: dict[tuple, int] = {}    # step path -> its cursor
+        self.frames = [[0, 0]]    # per nesting level: [next step index, loop passes done]
+        self.passes = 0           # passes over the whole program
+        self.tag_next = None      # the tag of the step just done, reported next
+        self.owe_unit = False     # a reported tag's work unit, counted on the next call
+        self.finished = False
         self.action = None        # current action, with progress in self.pos
         self.pos = 0
         self.state = "ready"      # ready | kernel | io | sleep | done
@@ -80,11 +87,10 @@ class Thread:
         kind = ACCESS[h["access"]]
         return [(v, kind) for v in range(first, first + (h["pages"] or npages))]
 
-    def _touch(self, step: dict) -> tuple:
+    def _touch(self, step: dict, key: tuple) -> tuple:
         vma = self._vma(step["mapping"])
         first, npages = self._part(step)
         count = step["pages"] or npages
-        key = id(step)
         vpages, self.cursors[key] = page_sequence(step["pattern"], first, npages, count,
                                                   self.cursors.get(key, 0), self.rng,
                                                   step["zipf_a"])
@@ -93,66 +99,103 @@ class Thread:
             kinds = 2
         return ("touch", vpages, kinds, step["work_ns"], int(step["segv"] == "skip"))
 
-    def _syscall(self, step: dict) -> tuple:
+    def _syscall(self, step: dict, key: tuple) -> tuple:
         op = step["op"]
         if op == "kalloc":
             return ("syscall", op, (step["pages"],))
         if op in ("write", "truncate"):
             return ("syscall", op, (self.file_ids[step["file"]], step["offset"], step["pages"]))
         vma = self._vma(step["mapping"])
-        first, npages = self.range_of(step, vma.pages)
+        first, npages = self.range_of(step, key, vma.pages)
         extra = (PROT_BITS[step["prot"]] if op == "mprotect" else int(step["fixed"])
                  if op == "mmap" else step["advice"] if op == "madvise" else 0)
         return ("syscall", op, (vma.idx, extra, first, npages))
 
-    def range_of(self, step: dict, size: int) -> tuple[int, int]:
-        """(first page within the mapping, pages) of a range step; a cursor moves on."""
+    def range_of(self, step: dict, key: tuple, size: int) -> tuple[int, int]:
+        """(first page within the mapping, pages) of a range step (its path in the
+        program is `key`); a cursor moves on."""
         npages = step["pages"] or size - step["offset"]
         if not step["cursor"]:
             return step["offset"], npages
-        key = id(step)
         at = self.cursors.get(key, 0)
         self.cursors[key] = (at + npages) % (size - step["offset"])
         return step["offset"] + at, npages
 
-    def _actions(self):
-        spec = self.spec
-        forever = spec["repeat"] == 0
-        tagged = any(step["tag"] for step in spec["steps"])
-        n = 0
-        while forever or n < spec["repeat"]:
-            if (yield from self._run(spec["steps"])):
-                break
-            n += 1
-            self.units_done += self.unit * (not tagged and not self.spec["iterations"])
-        yield ("exit",)
+    def _steps(self) -> list[dict]:
+        """The step list the innermost frame walks (a loop step's body, or the program)."""
+        steps = self.spec["steps"]
+        for index, _ in self.frames[:-1]:
+            steps = steps[index]["steps"]
+        return steps
 
-    def _run(self, steps: list[dict]):
-        """Yield the actions of a step list; True once the iteration limit is reached."""
-        limit = self.spec["iterations"]
-        for step in steps:
-            op = step["op"]
-            if op in ("touch", "spin"):
-                yield self._touch(step)
-            elif op == "sleep":
-                yield ("sleep", step["ns"])
-            elif op == "loop":
-                for _ in range(step["repeat"]):
-                    if (yield from self._run(step["steps"])):
-                        return True
-            elif op == "count":
-                self.iterations += 1
-                self.units_done += self.unit
-                if self.iterations == limit:
-                    return True
+    def _advance(self) -> tuple:
+        """The next action: each step's action, then ("tag", tag) if the step is tagged;
+        loop bodies `repeat` times; the program `repeat` times (0: forever); ("exit",)
+        at the end or once a count step reaches the iteration limit."""
+        spec, frames = self.spec, self.frames
+        if self.owe_unit:
+            self.owe_unit = False
+            self.units_done += self.unit
+        if self.tag_next:
+            self.tag_next, self.owe_unit = None, True
+            return ("tag", self._steps()[frames[-1][0] - 1]["tag"])
+        while not self.finished:
+            steps = self._steps()
+            frame = frames[-1]
+            if frame[0] == len(steps):                  # the end of a step list
+                if len(frames) == 1:                    # a pass over the program
+                    self.passes += 1
+                    tagged = any(step["tag"] for step in spec["steps"])
+                    self.units_done += self.unit * (not tagged and not spec["iterations"])
+                    self.finished = 0 < spec["repeat"] <= self.passes
+                    frame[0] = 0
+                    continue
+                frame[1] += 1                           # a pass over a loop body
+                frames.pop()
+                loop = self._steps()[frames[-1][0]]
+                if frame[1] < loop["repeat"]:
+                    frames.append([0, frame[1]])
+                    continue
+                action = self._done(loop)
             else:
-                yield self._syscall(step)
-            if step["tag"]:
-                yield ("tag", step["tag"])
-                self.units_done += self.unit
-        return False
+                step = steps[frame[0]]
+                action = self._step(step, tuple(f[0] for f in frames))
+            if action is not None:
+                return action
+        return ("exit",)
+
+    def _step(self, step: dict, key: tuple) -> tuple | None:
+        """Run the step at path `key`: its action, or None if it has none (a loop is
+        entered, a count counted)."""
+        op = step["op"]
+        if op == "loop":
+            if step["repeat"] > 0:
+                self.frames.append([0, 0])
+                return None
+            return self._done(step)
+        if op == "count":
+            self.iterations += 1
+            self.units_done += self.unit
+            if self.iterations == self.spec["iterations"]:
+                self.finished = True
+                return None
+            return self._done(step)
+        action = self._touch(step, key) if op in ("touch", "spin") else \
+            ("sleep", step["ns"]) if op == "sleep" else self._syscall(step, key)
+        self._done(step)
+        return action
+
+    def _done(self, step: dict) -> tuple | None:
+        """The step at the innermost frame's index is done: move on; its tag comes next."""
+        self.frames[-1][0] += 1
+        if step["tag"]:
+            if step["op"] in ("loop", "count"):
+                self.owe_unit = True
+                return ("tag", step["tag"])
+            self.tag_next = True
+        return None
 
     def next_action(self) -> tuple:
-        self.action = next(self.program)
+        self.action = self._advance()
         self.pos = 0
         return self.action

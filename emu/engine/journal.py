@@ -1,0 +1,83 @@
+"""A component's inputs, window by window, so that it can be rebuilt by running it again.
+
+A checkpoint saves most components as data (snapshot.py), but the coordinator's state
+includes running kernel tasks: generators, which Python cannot save. Its behaviour is a
+function of what reaches it from outside, so the engine records that (the events
+delivered to it, the window, the horizon, the published state it reads) and a resumed
+run replays it: the component alone, on one rank, without messages or barriers, until
+it is where it was at the checkpoint (rollback recovery by message logging).
+"""
+
+import numpy as np
+
+
+class Journal:
+    """The inputs of the components `cids` on this rank since the run began."""
+
+    def __init__(self, cids):
+        self.cids = frozenset(cids)
+        self.windows: list[tuple] = []   # (epoch, start, end, horizon, events, rows, values)
+        self.events: list[tuple] = []    # delivered since the last window began
+        self.pub: np.ndarray | None = None   # the published state the last window read
+
+    def delivered(self, event: tuple) -> None:
+        self.events.append(event)
+
+    def window(self, epoch: int, start: int, end: int, horizon: int, pub: np.ndarray) -> None:
+        """A window begins: what was delivered before it, and the published state's rows
+        that changed since the previous window (most do not)."""
+        if self.pub is None:
+            rows = np.arange(len(pub))
+        else:
+            rows = np.flatnonzero((pub != self.pub).any(axis=1))
+        self.pub = pub.copy()
+        self.windows.append((epoch, start, end, horizon, self.events, rows, pub[rows].copy()))
+        self.events = []
+
+    def state(self) -> tuple:
+        return self.windows, self.events, self.pub
+
+    @classmethod
+    def restored(cls, cids, state: tuple) -> "Journal":
+        journal = cls(cids)
+        journal.windows, journal.events, journal.pub = state
+        return journal
+
+
+class ReplayEngine:
+    """What a component sees of its engine while it is replayed: the epoch, the horizon
+    and the published state of the window; what it sends is dropped (it was delivered
+    before the checkpoint)."""
+
+    def __init__(self, quantum: int):
+        self.quantum = quantum
+        self.epoch = self.horizon = 0
+        self.pub = None
+
+    def post(self, event: tuple) -> None:
+        pass
+
+
+def replay(components: list, journal: Journal, quantum: int, hooks=(), after=()) -> None:
+    """Run `components` through the journal's windows. `hooks(start)` run before each
+    window as the engine's on_window did; `after()` at each window's end (e.g. the
+    coordinator's page-table log, emptied as the engine would)."""
+    engine = ReplayEngine(quantum)
+    by_cid = {c.cid: c for c in components}
+    for c in components:
+        c.engine = engine
+    pub = None
+    for epoch, start, end, horizon, events, rows, values in journal.windows:
+        for event in events:
+            by_cid[event[3]].deliver(event)
+        pub = values.copy() if pub is None else pub.copy()   # a new array per window, as
+        pub[rows] = values                                  # the engine's
+        engine.epoch, engine.horizon, engine.pub = epoch, horizon, pub
+        for hook in hooks:
+            hook(start)
+        for c in components:
+            c.run_window(start, end)
+        for fn in after:
+            fn()
+    for event in journal.events:
+        by_cid[event[3]].deliver(event)

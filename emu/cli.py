@@ -235,7 +235,7 @@ def _prepared(MPI, comm, args, argv: list[str]):
     outcome = doc = None
     if comm.Get_rank() == 0:
         try:
-            outcome, doc = _prepare(args, argv, comm.Get_size())
+            outcome, doc = _prepare(args, comm.Get_size(), argv)
         except EmuError as exc:
             outcome = exc
         except Exception as exc:  # noqa: BLE001 - the others wait for the broadcast
@@ -263,7 +263,7 @@ def _checkpoint_options(args, argv: list[str]) -> dict | None:
     return read(args.resume)
 
 
-def _prepare(args, argv: list[str], ranks: int):
+def _prepare(args, ranks: int, argv: list[str] = ()):
     """(policies, scenario, CPUs, placement, inputs, run to start at), and the
     checkpoint to resume (or None)."""
     from emu.engine.placement import place
@@ -277,7 +277,7 @@ def _prepare(args, argv: list[str], ranks: int):
         return (inputs["policies"], sc, ncpus, place(ncpus, ranks), inputs,
                 doc["run_index"]), doc
     policies, sc, ncpus = _prepare_inputs(args, ranks)
-    inputs = {"argv": argv, "policies": policies, "sc": sc, "ncpus": ncpus}
+    inputs = {"argv": list(argv), "policies": policies, "sc": sc, "ncpus": ncpus}
     return (policies, sc, ncpus, place(ncpus, ranks), inputs, 0), None
 
 

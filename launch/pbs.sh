@@ -22,6 +22,10 @@
 #   EMU_MPIEXEC    launcher (default mpiexec); EMU_MPIEXEC_ARGS extra launcher options
 #   EMU_SHOW       what to print, read back from the results file (default report;
 #                  "" to skip): report|interrupts|perf|vmstat|csv
+#   EMU_CHECKPOINT, EMU_CHECKPOINT_EVERY_NS, EMU_STOP_AFTER_S: see launch/resume.sh.
+#                  PBS kills soon after its SIGTERM at the walltime, so give the run
+#                  its own stop, e.g. -v EMU_STOP_AFTER_S=1620 for 30 min; submitting
+#                  the job again continues from the checkpoint.
 # See docs/cluster.md.
 set -euo pipefail
 
@@ -98,10 +102,13 @@ print("emu: MPI library:", MPI.Get_library_version().splitlines()[0])' \
     || echo "emu: warning: cannot import mpi4py.MPI" >&2
 
 # --cpus defaults to the number of ranks, so 128 ranks simulate 128 CPUs.
+# shellcheck source=launch/resume.sh
+source launch/resume.sh
 cmd=("$mpiexec" "${launcher_args[@]}" ${extra_launcher_args[@]+"${extra_launcher_args[@]}"}
-     "$python" -m emu compare --quiet --json "$json" ${emu_args[@]+"${emu_args[@]}"})
+     "$python" -m emu compare --quiet "${run_args[@]}")
 echo "emu: ${cmd[*]}"
-"${cmd[@]}"
+emu_launch "${cmd[@]}"
+emu_finished || exit 0
 
 # Print the report once more from the file, so the end of the job log is the result
 # (and proves the JSON was written and is readable).

@@ -1,0 +1,128 @@
+"""Checkpoint and resume: a resumed run's simulated results are the same bytes as an
+uninterrupted run's, with another number of ranks; SIGTERM (a batch system's time limit)
+saves a checkpoint and stops with status 0; damaged checkpoints are refused in one line.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import ROOT, launch_command, run_emu, run_json, selected_mpi
+
+from emu.checkpoint import read, write
+from emu.engine import snapshot
+from emu.errors import EmuError
+from emu.results import simulated_view
+
+# two policies, kswapd reclaiming: the checkpoints fall in the second run, with kernel
+# tasks in flight on the coordinator (rebuilt by replaying its journal)
+JOB = ("compare", "--scenario", "reclaim", "--cpus", "4", "--policies", "vanilla,luf",
+       "--set", "scenario.duration_ns=6000000")
+EVERY_NS = "2000000"
+
+
+def simulated(doc: dict) -> list[str]:
+    return [json.dumps(simulated_view(run), sort_keys=True) for run in doc["runs"]]
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory):
+    """The job run once with a checkpoint every 2 ms: its results and its last checkpoint."""
+    d = tmp_path_factory.mktemp("ckpt")
+    doc = run_json(3, d, *JOB, "--checkpoint", str(d / "ck"), "--checkpoint-every-ns",
+                   EVERY_NS, timeout=120)
+    return doc, d / "ck"
+
+
+def test_resume_with_another_rank_count_gives_the_same_results(checkpointed, tmp_path):
+    doc, ck = checkpointed
+    saved = read(str(ck))
+    assert saved["run_index"] == 1 and saved["boundary"]["start"] >= 4_000_000
+    assert len(saved["done_runs"]) == 1
+    resumed = run_json(2, tmp_path, "--resume", str(ck), timeout=120)   # saved at -n 3
+    assert resumed["command"] == doc["command"]
+    assert simulated(resumed) == simulated(doc)
+
+
+def test_checkpoints_do_not_change_results(checkpointed, tmp_path):
+    doc, _ = checkpointed
+    plain = run_json(2, tmp_path, *JOB, timeout=120)
+    assert simulated(plain) == simulated(doc)
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(checkpointed, tmp_path):
+    """As a batch system does at the time limit: SIGTERM to every process of the job."""
+    doc, _ = checkpointed
+    ck, out = tmp_path / "ck", tmp_path / "never.json"
+    mpi = selected_mpi()
+    proc = subprocess.Popen(launch_command(mpi, 3, *JOB, "--checkpoint", str(ck),
+                                           "--checkpoint-every-ns", EVERY_NS, "--quiet",
+                                           "--json", str(out)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=dict(os.environ, **mpi.env), cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 90
+        while not ck.exists():              # the first run's first checkpoint (at 2 ms
+            assert proc.poll() is None and time.monotonic() < deadline   # of 6): in the loop
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    except (subprocess.TimeoutExpired, AssertionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("no checkpoint within 90 s, or no stop within 60 s of SIGTERM")
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped (SIGTERM) after saving a checkpoint" in err and not out.exists(), err
+    said = int(re.search(r"at simulated ([\d,]+) ns", err).group(1).replace(",", ""))
+    assert read(str(ck))["boundary"]["start"] == said         # the file is the stop's
+    resumed = run_json(4, tmp_path, "--resume", str(ck), timeout=120)
+    assert simulated(resumed) == simulated(doc)
+
+
+def test_damaged_checkpoints_are_refused_in_one_line(checkpointed, tmp_path):
+    _, ck = checkpointed
+    data = ck.read_bytes()
+    cut = tmp_path / "cut"
+    cut.write_bytes(data[:len(data) // 2])
+    foreign = tmp_path / "foreign"
+    foreign.write_text('{"schema": "emu-results/1"}\n')
+    for path, why in ((cut, "truncated"), (foreign, "not an emu checkpoint"),
+                      (tmp_path / "missing", "cannot read")):
+        with pytest.raises(EmuError, match=why):
+            read(str(path))
+        r = run_emu(2, "--resume", str(path), check=False, timeout=60)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and why in r.stderr
+
+
+def test_resume_refuses_options_the_checkpoint_decides(checkpointed):
+    _, ck = checkpointed
+    r = run_emu(2, "--resume", str(ck), "--scenario", "munmap-pair", check=False, timeout=60)
+    assert r.returncode == 2 and "--scenario is taken from the checkpoint" in r.stderr
+
+
+def test_checkpoint_file_round_trip(tmp_path):
+    doc = {"inputs": {"argv": ["run"]}, "cpus": {3: b"\x00" * 10}}
+    write(str(tmp_path / "ck"), doc)
+    assert read(str(tmp_path / "ck")) == doc
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]      # no temporary file left
+
+
+def test_snapshot_resolves_shared_objects_on_the_loading_side():
+    """A saved object's references to shared objects (the engine, the scenario's parts)
+    become the loading side's objects; its own data is copied."""
+    old_sc, new_sc = {"cost": {"walk": 1}, "steps": [{"op": "touch"}]}, \
+        {"cost": {"walk": 1}, "steps": [{"op": "touch"}]}
+    old_engine, new_engine = object(), object()
+    state = {"engine": old_engine, "cost": old_sc["cost"], "step": old_sc["steps"][0],
+             "own": [1, 2, 3], "none": None}
+    data = snapshot.save(state, {"engine": old_engine, "sc": old_sc, "replica": None})
+    loaded = snapshot.load(data, {"engine": new_engine, "sc": new_sc, "replica": None})
+    assert loaded["engine"] is new_engine
+    assert loaded["cost"] is new_sc["cost"] and loaded["step"] is new_sc["steps"][0]
+    assert loaded["own"] == [1, 2, 3] and loaded["own"] is not state["own"]
+    assert loaded["none"] is None

@@ -12,11 +12,13 @@ import resource
 import time
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from emu import checkpoint
 from emu import protocol as P
 from emu.cpu.cpu import Cpu
 from emu.engine import snapshot
-from emu.engine.collect import gather_to_root
+from emu.engine.collect import allgather_flag, gather_to_root
 from emu.engine.engine import Engine
 from emu.engine.journal import Journal, replay
 from emu.engine.sync import stop_on_sigterm
@@ -132,8 +134,7 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     if resume is not None:
         start = _resume(MPI, comm, engine, resume, placement, cpus, shared, coord, timeline)
     if plan is not None:
-        takers = [r for r in range(comm.Get_size()) if r not in dormant]
-        _plan_checkpoints(MPI, comm, engine, plan, cpus, shared, coord, takers)
+        _plan_checkpoints(MPI, comm, engine, plan, cpus, shared, coord)
     else:
         engine.journal = None
     end = engine.run(sc["scenario"]["duration_ns"], start)
@@ -168,9 +169,12 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
 
 
 def _plan_checkpoints(MPI, comm, engine: Engine, plan: checkpoint.Plan, cpus: list,
-                      shared: dict, coord, takers: list[int]) -> None:
+                      shared: dict, coord) -> None:
     """Save a checkpoint at the boundaries the leaders choose: the coordinator's inputs
-    are journaled from the start (it is rebuilt by replaying them)."""
+    are journaled from the start (it is rebuilt by replaying them). Every rank that runs
+    windows saves: all but the dormant ones, which only their node knows (a node's
+    leader runs windows even without work), hence one exchange of the flags."""
+    takers = np.flatnonzero(allgather_flag(MPI, comm, not engine.dormant)).tolist()
     engine.sync.checkpointing = True
     engine.sync.checkpoint_every = plan.every_ns
     stop_on_sigterm(engine.sync)

@@ -18,11 +18,13 @@ from emu.engine import snapshot
 from emu.errors import EmuError
 from emu.results import simulated_view
 
-# two policies, kswapd reclaiming: the checkpoints fall in the second run, with kernel
-# tasks in flight on the coordinator (rebuilt by replaying its journal)
-JOB = ("compare", "--scenario", "reclaim", "--cpus", "4", "--policies", "vanilla,luf",
-       "--set", "scenario.duration_ns=6000000")
-EVERY_NS = "2000000"
+# llama-tiering reduced to 12 threads on 64 CPUs, two policies: the checkpoints fall in
+# the second run, with kernel tasks in flight on the coordinator (rebuilt by replaying
+# its journal); on 4 ranks in two fake nodes only rank 0 has threads: rank 1 and 3 are
+# dormant, and rank 2, the second node's leader, runs windows without work
+THREADS = [f"--set=process.{p}.threads.0.{k}" for p in range(3) for k in ("repeat=1", "count=4")]
+JOB = ("compare", "--cpus", "64", *THREADS)
+EVERY_NS = "1500000"
 
 
 def simulated(doc: dict) -> list[str]:
@@ -33,17 +35,18 @@ def simulated(doc: dict) -> list[str]:
 def checkpointed(tmp_path_factory):
     """The job run once with a checkpoint every 2 ms: its results and its last checkpoint."""
     d = tmp_path_factory.mktemp("ckpt")
-    doc = run_json(3, d, *JOB, "--checkpoint", str(d / "ck"), "--checkpoint-every-ns",
-                   EVERY_NS, timeout=120)
+    doc = run_json(4, d, *JOB, "--checkpoint", str(d / "ck"), "--checkpoint-every-ns",
+                   EVERY_NS, timeout=120, env={"EMU_RANKS_PER_NODE": "2"})
     return doc, d / "ck"
 
 
 def test_resume_with_another_rank_count_gives_the_same_results(checkpointed, tmp_path):
     doc, ck = checkpointed
     saved = read(str(ck))
-    assert saved["run_index"] == 1 and saved["boundary"]["start"] >= 4_000_000
+    assert saved["run_index"] == 1 and saved["boundary"]["start"] >= 4_500_000
     assert len(saved["done_runs"]) == 1
-    resumed = run_json(2, tmp_path, "--resume", str(ck), timeout=120)   # saved at -n 3
+    resumed = run_json(3, tmp_path, "--resume", str(ck), timeout=120,
+                       env={"EMU_RANKS_PER_NODE": "1"})
     assert resumed["command"] == doc["command"]
     assert simulated(resumed) == simulated(doc)
 
@@ -66,8 +69,8 @@ def test_sigterm_saves_a_checkpoint_and_stops(checkpointed, tmp_path):
                             start_new_session=True, env=dict(os.environ, **mpi.env), cwd=ROOT)
     try:
         deadline = time.monotonic() + 90
-        while not ck.exists():              # the first run's first checkpoint (at 2 ms
-            assert proc.poll() is None and time.monotonic() < deadline   # of 6): in the loop
+        while not ck.exists():              # the first run's first checkpoint (at 1.5 ms
+            assert proc.poll() is None and time.monotonic() < deadline   # of 6.3): running
             time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

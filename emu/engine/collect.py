@@ -64,6 +64,14 @@ def scatter_from_root(MPI, comm, parts: dict[int, bytes] | None) -> bytes:
     return bytes(buf)
 
 
+def allgather_flag(MPI, comm, flag: bool) -> np.ndarray:
+    """Every rank's `flag`, on every rank (non-blocking, polled with a back-off)."""
+    everyone = np.zeros(comm.Get_size(), dtype=np.int64)
+    backoff_wait(comm.Iallgather(np.array([int(flag)], dtype=np.int64), everyone).Test,
+                 cap=ROOT_NAP_S)
+    return everyone.astype(bool)
+
+
 def bcast_from_root(comm, obj):
     """Rank 0's `obj` on every rank. Pickled, not msgpack: the scenario must arrive as
     the very same objects (tuples, shared parts). Non-blocking, polled with a sleep

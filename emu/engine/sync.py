@@ -426,13 +426,13 @@ class WindowSync:
 
     def resume_at(self, epoch: int, pub: np.ndarray) -> None:
         """Continue after `epoch`'s barrier, as a checkpoint taken there left it: its
-        published state in place, its blob read (the replicas were saved after it)."""
+        published state in place, its blob read (the replicas were saved after it).
+        No rank reads the published state before the leader wakes it for the next
+        window, so no barrier is needed (dormant ranks would not come to one)."""
         self.read_epoch = epoch
         self.last_woken[:] = epoch
         if self.nrank == 0:
             self.pub[epoch & 1] = pub
-        self.win.Sync()
-        self._node_barrier()
         self.win.Sync()
 
     def set_dormant(self, dormant_node_ranks) -> None:

@@ -50,7 +50,7 @@ class Plan:
 def write(path: str, doc: dict) -> None:
     data = pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
     header = MAGIC + f"{len(data)} {hashlib.sha256(data).hexdigest()}\n".encode()
-    write_atomic(path, header + data)
+    write_atomic(path, header, data)
 
 
 def read(path: str) -> dict:
@@ -81,13 +81,14 @@ def check_resume_argv(argv: list[str]) -> None:
 
 
 def save(MPI, comm, plan: Plan, cpus: list, shared: dict, takers: list[int],
-         boundary: dict | None) -> None:
+         boundary: dict | None, on_idle=None) -> None:
     """Every rank in `takers` (those that run windows) saves its CPUs; rank 0 adds the
-    `boundary` (its state at this window boundary) and writes the file."""
+    `boundary` (its state at this window boundary) and writes the file. The others run
+    `on_idle` while they wait for rank 0 (a liveness check)."""
     mine = msgpack.packb({c.cid: snapshot.save(c.__dict__, shared) for c in cpus})
     states: dict[int, bytes] = {}
     stream_to_root(MPI, comm, mine, lambda part: states.update(msgpack.unpackb(
-        part, strict_map_key=False)), ranks=takers)
+        part, strict_map_key=False)), ranks=takers, on_idle=on_idle)
     if comm.Get_rank() == 0:
         write(plan.path, {"inputs": plan.inputs, "run_index": plan.run_index,
                           "done_runs": plan.done_runs, "boundary": boundary, "cpus": states})

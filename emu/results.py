@@ -138,17 +138,19 @@ def write_json_atomic(path: str, doc: dict) -> None:
     write_atomic(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write a temporary file beside the target, flush it to disk, then rename it over the
-    target: a reader (or a run killed at any point) sees the previous complete file or
-    the new one, never a part. The temporary file goes if writing fails."""
+def write_atomic(path: str, *parts: bytes) -> None:
+    """Write `parts`, one after the other, to a temporary file beside the target, flush
+    it to disk, then rename it over the target: a reader (or a run killed at any point)
+    sees the previous complete file or the new one, never a part. The temporary file
+    goes if writing fails."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)   # mode from umask
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for data in parts:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

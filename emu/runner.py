@@ -177,6 +177,7 @@ def _plan_checkpoints(MPI, comm, engine: Engine, plan: checkpoint.Plan, cpus: li
     takers = np.flatnonzero(allgather_flag(MPI, comm, not engine.dormant)).tolist()
     engine.sync.checkpointing = True
     engine.sync.checkpoint_every = plan.every_ns
+    engine.sync.checkpoint_next = max(engine.sync.checkpoint_next, plan.every_ns)
     stop_on_sigterm(engine.sync)
     if coord is not None and engine.journal is None:
         engine.journal = Journal({coord.cid})
@@ -188,7 +189,7 @@ def _plan_checkpoints(MPI, comm, engine: Engine, plan: checkpoint.Plan, cpus: li
                         "checkpoint_next": engine.sync.checkpoint_next,
                         "pub": engine.pub.copy(), "replica": coord.k.R.arrays,
                         "journal": engine.journal.state()}
-        checkpoint.save(MPI, comm, plan, cpus, shared, takers, boundary)
+        checkpoint.save(MPI, comm, plan, cpus, shared, takers, boundary, engine.sync.live.check)
     engine.on_checkpoint = save
 
 

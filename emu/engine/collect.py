@@ -28,16 +28,16 @@ STREAM_TAG = 7           # apart from the engine's epoch tags (0, 1)
 ROOT_NAP_S = 0.01        # longest sleep of a rank waiting for rank 0's broadcast
 
 
-def stream_to_root(MPI, comm, data: bytes, sink, ranks: list[int] | None = None) -> None:
+def stream_to_root(MPI, comm, data: bytes, sink, ranks: list[int] | None = None,
+                   on_idle=None) -> None:
     """Hand the bytes of rank 0 and of `ranks` (default: every rank) to `sink` on rank 0
     in rank order, receiving one rank's part at a time, so rank 0 never holds more than
     its own and one other. The others' sends are polled with a back-off (they wait for
-    rank 0 alone)."""
+    rank 0 alone), running `on_idle` between polls (e.g. a liveness check)."""
     if comm.Get_rank() != 0:
-        backoff_wait(comm.Isend(np.array([len(data)], dtype=np.int64), 0, STREAM_TAG).Test,
-                     cap=ROOT_NAP_S)
-        if data:
-            backoff_wait(comm.Isend([data, MPI.BYTE], 0, STREAM_TAG).Test, cap=ROOT_NAP_S)
+        parts = [np.array([len(data)], dtype=np.int64)] + ([[data, MPI.BYTE]] if data else [])
+        for part in parts:
+            backoff_wait(comm.Isend(part, 0, STREAM_TAG).Test, on_idle, ROOT_NAP_S)
         return
     sink(data)
     n = np.zeros(1, dtype=np.int64)

@@ -8,7 +8,14 @@ run replays it: the component alone, on one rank, without messages or barriers, 
 it is where it was at the checkpoint (rollback recovery by message logging).
 """
 
+import pickle
+import zlib
+
 import numpy as np
+
+SEAL_WINDOWS = 512      # windows per compressed chunk: the journal is kept and saved as
+                        # chunks (about 1/5 of the objects' size), sealed once, so each
+                        # checkpoint writes the bytes instead of pickling all history again
 
 
 class Journal:
@@ -16,6 +23,7 @@ class Journal:
 
     def __init__(self, cids):
         self.cids = frozenset(cids)
+        self.chunks: list[bytes] = []    # sealed windows
         self.windows: list[tuple] = []   # (epoch, start, end, horizon, events, rows, values)
         self.events: list[tuple] = []    # delivered since the last window began
         self.pub: np.ndarray | None = None   # the published state the last window read
@@ -33,15 +41,28 @@ class Journal:
         self.pub = pub.copy()
         self.windows.append((epoch, start, end, horizon, self.events, rows, pub[rows].copy()))
         self.events = []
+        if len(self.windows) >= SEAL_WINDOWS:
+            self._seal()
+
+    def _seal(self) -> None:
+        if self.windows:
+            self.chunks.append(zlib.compress(pickle.dumps(self.windows, protocol=5), 1))
+            self.windows = []
 
     def state(self) -> tuple:
-        return self.windows, self.events, self.pub
+        self._seal()
+        return self.chunks, self.events, self.pub
 
     @classmethod
     def restored(cls, cids, state: tuple) -> "Journal":
         journal = cls(cids)
-        journal.windows, journal.events, journal.pub = state
+        journal.chunks, journal.events, journal.pub = state
         return journal
+
+    def all_windows(self):
+        for chunk in self.chunks:
+            yield from pickle.loads(zlib.decompress(chunk))
+        yield from self.windows
 
 
 class ReplayEngine:
@@ -67,7 +88,7 @@ def replay(components: list, journal: Journal, quantum: int, hooks=(), after=())
     for c in components:
         c.engine = engine
     pub = None
-    for epoch, start, end, horizon, events, rows, values in journal.windows:
+    for epoch, start, end, horizon, events, rows, values in journal.all_windows():
         for event in events:
             by_cid[event[3]].deliver(event)
         pub = values.copy() if pub is None else pub.copy()   # a new array per window, as

@@ -1,6 +1,7 @@
-"""The results file is written atomically: whatever interrupts the writer, the file is
-the previous complete one or the new complete one (or absent if there was none), never
-a part, and no temporary file is left beside it after a failed write. No MPI."""
+"""The results file and checkpoints are written atomically: whatever interrupts the
+writer, the file is the previous complete one or the new complete one (or absent if
+there was none), never a part, and no temporary file is left beside it after a failed
+write. No MPI."""
 
 import json
 import os
@@ -12,26 +13,33 @@ import time
 import pytest
 from conftest import ROOT
 
-from emu.results import write_json_atomic
+from emu import checkpoint
+from emu.results import write_atomic, write_json_atomic
 
 WRITER = """
 import sys
+from emu import checkpoint
 from emu.results import write_json_atomic
-path = sys.argv[1]
+path, kind = sys.argv[1:3]
+write = write_json_atomic if kind == "json" else checkpoint.write
 n = 0
 while True:   # alternate two large documents until killed
     n += 1
-    write_json_atomic(path, {"n": n, "rows": [[n] * 50 for _ in range(4000)]})
+    write(path, {"n": n, "rows": [[n] * 50 for _ in range(4000)]})
     print(n, flush=True)
 """
+READ = {"json": lambda path: json.loads(path.read_text()),
+        "checkpoint": lambda path: checkpoint.read(str(path))}
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path):
     path = tmp_path / "out.json"
     write_json_atomic(str(path), {"runs": [1]})
     before = path.read_bytes()
-    with pytest.raises(TypeError):   # fails after part of the document was written
+    with pytest.raises(TypeError):   # fails before anything is written
         write_json_atomic(str(path), {"a": list(range(100000)), "z": object()})
+    with pytest.raises(TypeError):   # fails after a part was written
+        write_atomic(str(path), b"{" * 100000, object())
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["out.json"]
 
@@ -42,12 +50,13 @@ def test_a_failed_first_write_leaves_no_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_a_writer_killed_at_any_moment_leaves_a_complete_file(tmp_path):
+@pytest.mark.parametrize("kind", ["json", "checkpoint"])
+def test_a_writer_killed_at_any_moment_leaves_a_complete_file(tmp_path, kind):
     """SIGKILL a process that rewrites the file in a loop, at moments spread over a
     write; each time the file must parse and be one whole document."""
-    path = tmp_path / "out.json"
+    path = tmp_path / "out"
     for i in range(12):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), kind],
                                 stdout=subprocess.PIPE, text=True, cwd=ROOT)
         if i:                        # wait for at least one complete write, then a bit more
             proc.stdout.readline()
@@ -55,7 +64,7 @@ def test_a_writer_killed_at_any_moment_leaves_a_complete_file(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         if path.exists():
-            doc = json.loads(path.read_text())
+            doc = READ[kind](path)
             assert doc["rows"] == [[doc["n"]] * 50] * 4000
         else:
             assert i == 0            # killed before its first write completed

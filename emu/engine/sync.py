@@ -427,12 +427,13 @@ class WindowSync:
     def resume_at(self, epoch: int, pub: np.ndarray) -> None:
         """Continue after `epoch`'s barrier, as a checkpoint taken there left it: its
         published state in place, its blob read (the replicas were saved after it).
-        No rank reads the published state before the leader wakes it for the next
-        window, so no barrier is needed (dormant ranks would not come to one)."""
+        Every rank that runs writes the published state itself, the same values, before
+        its first window reads them: the ranks start that window without a barrier (the
+        leader may still be rebuilding the coordinator), and dormant ranks would never
+        come to one."""
         self.read_epoch = epoch
         self.last_woken[:] = epoch
-        if self.nrank == 0:
-            self.pub[epoch & 1] = pub
+        self.pub[epoch & 1] = pub
         self.win.Sync()
 
     def set_dormant(self, dormant_node_ranks) -> None:

@@ -23,8 +23,8 @@ from emu.results import simulated_view
 # its journal); on 4 ranks in two fake nodes only rank 0 has threads: rank 1 and 3 are
 # dormant, and rank 2, the second node's leader, runs windows without work
 THREADS = [f"--set=process.{p}.threads.0.{k}" for p in range(3) for k in ("repeat=1", "count=4")]
-JOB = ("compare", "--cpus", "64", *THREADS)
-EVERY_NS = "1500000"
+JOB = ("compare", "--cpus", "64", *THREADS, "--set", "scenario.duration_ns=3000000")
+EVERY_NS = "1000000"
 
 
 def simulated(doc: dict) -> list[str]:
@@ -33,7 +33,7 @@ def simulated(doc: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def checkpointed(tmp_path_factory):
-    """The job run once with a checkpoint every 2 ms: its results and its last checkpoint."""
+    """The job run once with a checkpoint every 1 ms: its results and its last checkpoint."""
     d = tmp_path_factory.mktemp("ckpt")
     doc = run_json(4, d, *JOB, "--checkpoint", str(d / "ck"), "--checkpoint-every-ns",
                    EVERY_NS, timeout=120, env={"EMU_RANKS_PER_NODE": "2"})
@@ -43,7 +43,7 @@ def checkpointed(tmp_path_factory):
 def test_resume_with_another_rank_count_gives_the_same_results(checkpointed, tmp_path):
     doc, ck = checkpointed
     saved = read(str(ck))
-    assert saved["run_index"] == 1 and saved["boundary"]["start"] >= 4_500_000
+    assert saved["run_index"] == 1 and saved["boundary"]["start"] >= 2_000_000
     assert len(saved["done_runs"]) == 1
     resumed = run_json(3, tmp_path, "--resume", str(ck), timeout=120,
                        env={"EMU_RANKS_PER_NODE": "1"})
@@ -69,8 +69,8 @@ def test_sigterm_saves_a_checkpoint_and_stops(checkpointed, tmp_path):
                             start_new_session=True, env=dict(os.environ, **mpi.env), cwd=ROOT)
     try:
         deadline = time.monotonic() + 90
-        while not ck.exists():              # the first run's first checkpoint (at 1.5 ms
-            assert proc.poll() is None and time.monotonic() < deadline   # of 6.3): running
+        while not ck.exists():              # the first run's first checkpoint (at 1 ms of
+            assert proc.poll() is None and time.monotonic() < deadline   # 3): running
             time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

@@ -55,12 +55,12 @@ def test_a_writer_killed_at_any_moment_leaves_a_complete_file(tmp_path, kind):
     """SIGKILL a process that rewrites the file in a loop, at moments spread over a
     write; each time the file must parse and be one whole document."""
     path = tmp_path / "out"
-    for i in range(12):
+    for i in range(8):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), kind],
                                 stdout=subprocess.PIPE, text=True, cwd=ROOT)
         if i:                        # wait for at least one complete write, then a bit more
             proc.stdout.readline()
-        time.sleep(0.003 * i)
+        time.sleep(0.005 * i)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         if path.exists():

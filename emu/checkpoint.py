@@ -1,7 +1,7 @@
 """Checkpoint and resume (--checkpoint PATH, --checkpoint-every-ns N, --resume PATH).
 
 At a window boundary the node leaders choose alike (engine/sync.py: the first window
-start at or past each multiple of N simulated ns, or at once after a SIGTERM, when the
+start at or past each multiple of N simulated ns, or at once after SIGTERM or SIGUSR1, when the
 job then stops with status 0), every rank that takes part in the run saves its CPUs as
 data (engine/snapshot.py) and streams them to rank 0. Rank 0 writes one file,
 atomically, the previous one standing until the new one is complete: the run's inputs,
@@ -34,7 +34,7 @@ SIMULATION_OPTIONS = ("--scenario", "--set", "--seed", "--cpus", "--quantum-ns",
 
 
 class Stopped(Exception):
-    """The run saved a checkpoint after SIGTERM and stops (exit status 0)."""
+    """The run saved a checkpoint after a stop signal and stops (exit status 0)."""
 
 
 class Plan:

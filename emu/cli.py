@@ -40,9 +40,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="record only simulated time [START, END) in ns (no cap)")
     p.add_argument("--checkpoint", metavar="PATH",
                    help="save a checkpoint of the run to PATH (atomically) every "
-                        "--checkpoint-every-ns, and on SIGTERM (then stop with status 0)")
+                        "--checkpoint-every-ns, and on SIGTERM or SIGUSR1 (then stop with "
+                        "status 0)")
     p.add_argument("--checkpoint-every-ns", type=int, default=0, metavar="N",
-                   help="simulated ns between checkpoints (default: only on SIGTERM)")
+                   help="simulated ns between checkpoints (default: only on a signal)")
     p.add_argument("--resume", metavar="PATH",
                    help="continue the run a checkpoint saved (any number of ranks; the "
                         "scenario and its options come from the checkpoint)")
@@ -161,9 +162,9 @@ def cmd_simulate(args, argv: list[str]) -> None:
 
         plan = None
         if args.checkpoint:
-            from emu.engine.sync import stop_on_sigterm
+            from emu.engine.sync import stop_on_signal
 
-            stop_on_sigterm()
+            stop_on_signal()
             plan = Plan(args.checkpoint, args.checkpoint_every_ns, inputs)
         runs = doc["done_runs"] if doc else []
         trace_file = None
@@ -196,7 +197,7 @@ def cmd_simulate(args, argv: list[str]) -> None:
                 sys.stdout.flush()
     except Stopped as exc:
         if rank == 0:
-            sys.stderr.write(f"emu: stopped (SIGTERM) after saving a checkpoint at simulated "
+            sys.stderr.write(f"emu: stopped by a signal after saving a checkpoint at simulated "
                              f"{exc.args[0]:,} ns of run {plan.run_index + 1} "
                              f"({policies[plan.run_index]}) to {args.checkpoint}; continue "
                              f"with --resume {args.checkpoint}\n")

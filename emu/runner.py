@@ -21,7 +21,7 @@ from emu.engine import snapshot
 from emu.engine.collect import allgather_flag, gather_to_root
 from emu.engine.engine import Engine
 from emu.engine.journal import Journal, replay
-from emu.engine.sync import stop_on_sigterm
+from emu.engine.sync import stop_on_signal
 from emu.mm.layout import build_layout
 from emu.mm.replica import Replica
 from emu.progress import Progress
@@ -66,7 +66,7 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     (time.perf_counter(); default: this call) to the first window. With a `plan`, save
     checkpoints (emu/checkpoint.py); with `resume` (rank 0: the checkpoint; the others:
     an empty dict), continue from one. Raises checkpoint.Stopped on every rank if the
-    run stopped after a checkpoint (SIGTERM)."""
+    run stopped after a checkpoint (SIGTERM or SIGUSR1)."""
     t0 = time.perf_counter()
     rank = comm.Get_rank()
     layout = build_layout(sc)
@@ -178,7 +178,7 @@ def _plan_checkpoints(MPI, comm, engine: Engine, plan: checkpoint.Plan, cpus: li
     engine.sync.checkpointing = True
     engine.sync.checkpoint_every = plan.every_ns
     engine.sync.checkpoint_next = max(engine.sync.checkpoint_next, plan.every_ns)
-    stop_on_sigterm(engine.sync)
+    stop_on_signal(engine.sync)
     if coord is not None and engine.journal is None:
         engine.journal = Journal({coord.cid})
 

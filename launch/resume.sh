@@ -4,9 +4,11 @@
 #
 #   EMU_CHECKPOINT           checkpoint file (default results/emu-<scenario>.ckpt)
 #   EMU_CHECKPOINT_EVERY_NS  simulated ns between checkpoints (default 5000000; 0: only
-#                            on SIGTERM, which the scheduler sends at the time limit)
-#   EMU_STOP_AFTER_S         send the launcher SIGTERM after this many wall seconds (for
-#                            schedulers that kill soon after their own SIGTERM, e.g. PBS)
+#                            when stopped by SIGTERM or SIGUSR1)
+#   EMU_STOP_AFTER_S         send the launcher SIGUSR1 after this many wall seconds (for
+#                            schedulers that kill soon after their own SIGTERM, e.g. PBS;
+#                            hydra and Open MPI's mpirun pass SIGUSR1 on to the ranks, and
+#                            Open MPI's mpirun would end the job on SIGTERM)
 #
 # When resuming, EMU_SCENARIO and EMU_ARGS are not passed: the scenario and its options
 # come from the checkpoint (emu refuses them with --resume).
@@ -29,7 +31,7 @@ emu_launch() {
     fi
     "$@" &
     local launcher=$!
-    ( sleep "$EMU_STOP_AFTER_S" && kill -TERM "$launcher" 2>/dev/null ) &
+    ( sleep "$EMU_STOP_AFTER_S" && kill -USR1 "$launcher" 2>/dev/null ) &
     local timer=$!
     local status=0
     wait "$launcher" || status=$?

@@ -132,3 +132,32 @@ def run_json(ranks: int, tmp_path: Path, *args: str, timeout: float = 240,
 
 def ipis(run: dict) -> int:
     return sum(run["per_cpu"]["tlb_shootdowns"])
+
+
+RANK_ENV = (b"PMI_RANK", b"OMPI_COMM_WORLD_RANK")
+
+
+def tagged_processes(tag: str) -> list[tuple[int, str, int | None]]:
+    """(pid, executable, MPI rank) of every process a test started with EMU_TEST_TAG=tag
+    in its environment (launchers put ranks in sessions and groups of their own)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            exe = os.readlink(f"/proc/{entry}/exe")
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+        except OSError:
+            continue
+        rank = next((int(env[k]) for k in RANK_ENV if k in env), None)
+        if env.get(b"EMU_TEST_TAG") == tag.encode():
+            found.append((int(entry), exe, rank))
+    return found
+
+
+def rank_pids(tag: str) -> dict[int, int]:
+    """pid of every emu rank by rank (the python processes, not a shell around them)."""
+    python = os.path.realpath(sys.executable)
+    return {rank: pid for pid, exe, rank in tagged_processes(tag)
+            if exe == python and rank is not None}

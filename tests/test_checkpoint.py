@@ -1,6 +1,7 @@
 """Checkpoint and resume: a resumed run's simulated results are the same bytes as an
-uninterrupted run's, with another number of ranks; SIGTERM (a batch system's time limit)
-saves a checkpoint and stops with status 0; damaged checkpoints are refused in one line.
+uninterrupted run's, with another number of ranks; SIGTERM or SIGUSR1 (a batch system's
+time limit) saves a checkpoint and stops with status 0; damaged checkpoints are refused
+in one line.
 """
 
 import json
@@ -9,9 +10,10 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 
 import pytest
-from conftest import ROOT, launch_command, run_emu, run_json, selected_mpi
+from conftest import ROOT, launch_command, rank_pids, run_emu, run_json, selected_mpi
 
 from emu.checkpoint import read, write
 from emu.engine import snapshot
@@ -57,33 +59,46 @@ def test_checkpoints_do_not_change_results(checkpointed, tmp_path):
     assert simulated(plain) == simulated(doc)
 
 
-def test_sigterm_saves_a_checkpoint_and_stops(checkpointed, tmp_path):
-    """As a batch system does at the time limit: SIGTERM to every process of the job."""
+@pytest.mark.parametrize("how", ["SIGTERM to the ranks", "SIGUSR1 to the launcher"])
+def test_a_stop_signal_saves_a_checkpoint_and_stops(checkpointed, tmp_path, how):
+    """As batch systems stop a job: Slurm sends SIGTERM to a step's tasks at the time
+    limit; launch/resume.sh's timer sends SIGUSR1 to the launcher, which passes it on
+    (Open MPI's mpirun would end the job on SIGTERM). The job saves, exits 0, and the
+    saved run resumed elsewhere gives the uninterrupted results."""
     doc, _ = checkpointed
     ck, out = tmp_path / "ck", tmp_path / "never.json"
     mpi = selected_mpi()
+    tag = uuid.uuid4().hex
     proc = subprocess.Popen(launch_command(mpi, 3, *JOB, "--checkpoint", str(ck),
                                            "--checkpoint-every-ns", EVERY_NS, "--quiet",
                                            "--json", str(out)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=dict(os.environ, **mpi.env), cwd=ROOT)
+                            start_new_session=True, cwd=ROOT,
+                            env=dict(os.environ, **mpi.env, EMU_TEST_TAG=tag))
     try:
         deadline = time.monotonic() + 90
         while not ck.exists():              # the first run's first checkpoint (at 1 ms of
             assert proc.poll() is None and time.monotonic() < deadline   # 3): running
             time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGTERM)
+        if how.startswith("SIGTERM"):
+            ranks = rank_pids(tag)
+            assert len(ranks) == 3
+            for pid in ranks.values():
+                os.kill(pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGUSR1)
         _, err = proc.communicate(timeout=60)
     except (subprocess.TimeoutExpired, AssertionError):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        pytest.fail("no checkpoint within 90 s, or no stop within 60 s of SIGTERM")
+        pytest.fail("no checkpoint within 90 s, or no stop within 60 s of the signal")
     assert proc.returncode == 0, err[-2000:]
-    assert "stopped (SIGTERM) after saving a checkpoint" in err and not out.exists(), err
+    assert "stopped by a signal after saving a checkpoint" in err and not out.exists(), err
     said = int(re.search(r"at simulated ([\d,]+) ns", err).group(1).replace(",", ""))
     assert read(str(ck))["boundary"]["start"] == said         # the file is the stop's
-    resumed = run_json(4, tmp_path, "--resume", str(ck), timeout=120)
-    assert simulated(resumed) == simulated(doc)
+    if how.startswith("SIGTERM"):
+        resumed = run_json(4, tmp_path, "--resume", str(ck), timeout=120)
+        assert simulated(resumed) == simulated(doc)
 
 
 def test_damaged_checkpoints_are_refused_in_one_line(checkpointed, tmp_path):
@@ -99,7 +114,8 @@ def test_damaged_checkpoints_are_refused_in_one_line(checkpointed, tmp_path):
             read(str(path))
         r = run_emu(2, "--resume", str(path), check=False, timeout=60)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1 and why in r.stderr
+        ours = [line for line in r.stderr.splitlines() if line.startswith("emu:")]
+        assert len(ours) == 1 and why in ours[0], r.stderr
 
 
 def test_resume_refuses_options_the_checkpoint_decides(checkpointed):

@@ -17,36 +17,12 @@ import time
 import uuid
 
 import pytest
-from conftest import FLAVOURS, ROOT, find_mpi, launch_command
+from conftest import FLAVOURS, ROOT, find_mpi, launch_command, rank_pids, tagged_processes
 
 RANKS = 4
 ENDLESS = ("run", "--scenario", "munmap-pair", "--cpus", str(RANKS), "--quiet",
            "--set", "process.0.threads.0.repeat=100000000")
-RANK_ENV = (b"PMI_RANK", b"OMPI_COMM_WORLD_RANK")
 PYTHON = os.path.realpath(sys.executable)
-
-
-def _tagged(tag: str) -> list[tuple[int, str, int | None]]:
-    """(pid, executable, MPI rank) of every process this test started (they carry `tag`)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            exe = os.readlink(f"/proc/{entry}/exe")
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
-        except OSError:
-            continue
-        rank = next((int(env[k]) for k in RANK_ENV if k in env), None)
-        if env.get(b"EMU_TEST_TAG") == tag.encode():
-            found.append((int(entry), exe, rank))
-    return found
-
-
-def _ranks(tag: str) -> dict[int, int]:
-    """pid of every emu rank by rank (the python processes, not a shell around them)."""
-    return {rank: pid for pid, exe, rank in _tagged(tag) if exe == PYTHON and rank is not None}
 
 
 def _in_window_loop(pid: int) -> bool:
@@ -84,7 +60,7 @@ def _kill_rank_mid_run(flavour: str, victim: int, survivors_kept: bool):
         while time.monotonic() < deadline and proc.poll() is None and not (
                 len(pids) == RANKS and all(map(_in_window_loop, pids.values()))):
             time.sleep(0.2)
-            pids = _ranks(tag)
+            pids = rank_pids(tag)
         assert proc.poll() is None and len(pids) == RANKS, "the run did not start"
         os.kill(pids[victim], signal.SIGKILL)
         killed = time.monotonic()
@@ -98,7 +74,7 @@ def _kill_rank_mid_run(flavour: str, victim: int, survivors_kept: bool):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-        for pid, _, _ in _tagged(tag):   # in sessions of their own under the launcher
+        for pid, _, _ in tagged_processes(tag):   # in sessions of their own under the launcher
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -61,7 +61,7 @@ class Engine:
         self.dormant = False
         self.journal = None                      # a Journal of components to be replayed
         self.on_checkpoint = None                # hook(epoch, window start) at checkpoints
-        self.stopped = False                     # stopped after a checkpoint (SIGTERM)
+        self.stopped = False                     # stopped after a checkpoint (a stop signal)
         # measured, wall-clock side
         self.stats = {"mpi_messages": 0, "mpi_bytes": 0, "windows": 0, "events": 0}
         self.latencies_s: list[float] = []

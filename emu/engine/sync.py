@@ -31,7 +31,8 @@ the ranks with work rather than all ranks (docs/performance.md).
 
 The leader also decides when the ranks save a checkpoint (emu/checkpoint.py): at the
 first epoch whose window start reaches the next multiple of the checkpoint interval, or
-at once when a rank of the node got SIGTERM (then the job stops after saving). It wakes
+at once when a rank of the node got SIGTERM or SIGUSR1 (then the job stops after
+saving). It wakes
 every rank for that epoch; the decision travels with the global minima (ACTION).
 """
 
@@ -62,18 +63,22 @@ CARRIED = [OWN_NEXT, OWN_HORIZON, OWN_NEXT, OWN_HORIZON, WAKE]  # a parked rank'
                       # own times stand; what it sent was delivered when it last ran
 START, HORIZON_MIN, ACTION = range(3)   # what every rank learns at a barrier
 GO, CHECKPOINT, CHECKPOINT_AND_STOP = range(3)   # ACTION after the barrier
-_stop_asked = [False]   # SIGTERM seen before a WindowSync existed to record it
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)   # a batch system's time limit; SIGUSR1
+                      # is what launchers pass on to the ranks (Open MPI's mpirun ends the
+                      # job on SIGTERM instead), so the batch scripts send it
+_stop_asked = [False]   # seen before a WindowSync existed to record it
 
 
-def stop_on_sigterm(sync: "WindowSync | None" = None) -> None:
-    """Make SIGTERM (a batch system's time limit) a request to checkpoint and stop: the
-    flag goes into the node's shared memory, where the leader looks every epoch."""
+def stop_on_signal(sync: "WindowSync | None" = None) -> None:
+    """Make STOP_SIGNALS a request to checkpoint and stop: the flag goes into the node's
+    shared memory, where the leader looks every epoch."""
     def handler(_signum, _frame):
         _stop_asked[0] = True
         if handler.sync is not None:
             handler.sync.term[0] = 1
     handler.sync = sync
-    signal.signal(signal.SIGTERM, handler)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
 
 
 def node_communicator(MPI, comm):
@@ -128,8 +133,8 @@ class WindowSync:
         self.ncomp, self.k = n_components, slots_per_component
         self.quantum = self.stop = 0    # the window length and the run's end (Engine.run)
         self.republish = None   # (rows) -> None: published state after an idle window
-        self.checkpointing = False  # whether ranks save checkpoints (then SIGTERM stops)
-        self.checkpoint_every = 0   # simulated ns between them (0: only on SIGTERM)
+        self.checkpointing = False  # whether ranks save checkpoints (a signal stops)
+        self.checkpoint_every = 0   # simulated ns between them (0: only on a signal)
         self.checkpoint_next = 0    # the window start at which the next one is due
 
         W, N, C, K, R = self.world, self.nsize, n_components, slots_per_component, RING_EPOCHS
@@ -156,7 +161,7 @@ class WindowSync:
         self.pub = views["pub"].reshape(2, C, K)
         self.res_counts = views["res_counts"].reshape(2, W)
         self.res_next = views["res_next"].reshape(2, 3)
-        self.term = views["term"]            # a rank of this node got SIGTERM
+        self.term = views["term"]            # a rank of this node got a stop signal
         self.ring_start, self.ring_end = views["ring_start"], views["ring_end"]
         self.woke = views["woke"]            # the epoch whose barrier last woke ranks
         self.wake_n, self.wake_list = views["wake_n"], views["wake_list"]
@@ -379,7 +384,7 @@ class WindowSync:
     def _action(self, gmin: int, term: int) -> int:
         """Whether every rank saves a checkpoint at this epoch (and stops after it).
         Every node's leader decides alike: the same global minimum, the same interval,
-        the same combined SIGTERM flag."""
+        the same combined stop flag."""
         if gmin >= self.stop or not self.checkpointing:
             return GO
         if term:
@@ -398,7 +403,7 @@ class WindowSync:
         return order[pos * WAKE_FANOUT:(pos + 1) * WAKE_FANOUT]
 
     def _leader_exchange(self, epoch: int, on_idle, term: int) -> int:
-        """Node leaders combine counts, published state, times, SIGTERM flags and the
+        """Node leaders combine counts, published state, times, stop flags and the
         root's blob over MPI; return the combined flag."""
         MPI, p = self.MPI, epoch & 1
         mine = np.zeros_like(self.pub[p])
@@ -472,7 +477,7 @@ class WindowSync:
         return self.pub[epoch & 1]
 
     def close(self) -> None:
-        self.term = np.zeros(1, dtype=np.int64)   # a late SIGTERM must not write freed memory
+        self.term = np.zeros(1, dtype=np.int64)   # a late signal must not write freed memory
         for fd in self.wfds + [self.rfd]:
             os.close(fd)
         self._node_barrier()

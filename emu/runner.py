@@ -127,9 +127,10 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     if debug_fail_rank == rank:
         hooks.append(_fail_after(3, rank))
     engine.on_window = _chain(hooks)
+    # what a saved CPU refers to but does not own: saved by name, resolved on loading
     shared = {"engine": engine, "replica": replica, "layout": layout, "sc": sc}
     if replica is not None:
-        shared["replica_arrays"] = replica.arrays
+        shared["replica_arrays"] = replica.arrays     # its lists, should a CPU hold one
     start = None
     if resume is not None:
         start = _resume(MPI, comm, engine, resume, placement, cpus, shared, coord, timeline)

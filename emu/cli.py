@@ -16,7 +16,13 @@ DEFAULT_POLICIES = "vanilla,luf"
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors are one line and status 2, like every other bad input."""
+    """Usage errors are one line and status 2, like every other bad input. Options are
+    not abbreviated: `--scen` would slip past the check that --resume takes the
+    scenario options from the checkpoint."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         _fail(f"{self.prog}: {message} (see --help)")

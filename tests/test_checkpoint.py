@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT, launch_command, rank_pids, run_emu, run_json, selected_mpi
 
 from emu.checkpoint import read, write
+from emu.cli import parse
 from emu.engine import snapshot
 from emu.errors import EmuError
 from emu.results import simulated_view
@@ -122,6 +123,13 @@ def test_resume_refuses_options_the_checkpoint_decides(checkpointed):
     _, ck = checkpointed
     r = run_emu(2, "--resume", str(ck), "--scenario", "munmap-pair", check=False, timeout=60)
     assert r.returncode == 2 and "--scenario is taken from the checkpoint" in r.stderr
+
+
+def test_options_are_not_abbreviated(capsys):
+    """An abbreviation of a scenario option would slip past --resume's check."""
+    with pytest.raises(SystemExit) as exc:
+        parse(["--resume", "ck", "--scen", "munmap-pair"])
+    assert exc.value.code == 2 and "unrecognized arguments: --scen" in capsys.readouterr().err
 
 
 def test_checkpoint_file_round_trip(tmp_path):

@@ -33,10 +33,6 @@ SIMULATION_OPTIONS = ("--scenario", "--set", "--seed", "--cpus", "--quantum-ns",
                       "--policies")
 
 
-class Stopped(Exception):
-    """The run saved a checkpoint after a stop signal and stops (exit status 0)."""
-
-
 class Plan:
     """Where and how often to checkpoint, and what a checkpoint carries besides the
     current run: the job's inputs and, on rank 0, the runs finished so far."""

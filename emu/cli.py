@@ -162,12 +162,12 @@ def cmd_simulate(args, argv: list[str]) -> None:
             sys.stderr.write(f"emu: error: {exc}\n")
         sys.exit(2)
     try:
-        from emu.checkpoint import Plan, Stopped
         from emu.results import results_document, write_json_atomic
-        from emu.runner import run_policy
+        from emu.runner import Stopped, run_policy
 
         plan = None
         if args.checkpoint:
+            from emu.checkpoint import Plan
             from emu.engine.sync import stop_on_signal
 
             stop_on_signal()

@@ -14,13 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emu import checkpoint
 from emu import protocol as P
 from emu.cpu.cpu import Cpu
-from emu.engine import snapshot
 from emu.engine.collect import allgather_flag, gather_to_root
 from emu.engine.engine import Engine
-from emu.engine.journal import Journal, replay
 from emu.engine.sync import stop_on_signal
 from emu.mm.layout import build_layout
 from emu.mm.replica import Replica
@@ -30,7 +27,12 @@ from emu.timeline import Timeline
 from emu.workload.program import Thread, work_unit_name, work_units
 
 if TYPE_CHECKING:
+    from emu.checkpoint import Plan
     from emu.trace import Recorder, TraceOptions
+
+
+class Stopped(Exception):
+    """The run saved a checkpoint after a stop signal and stops (exit status 0)."""
 
 
 class InjectedFailure(RuntimeError):
@@ -58,15 +60,16 @@ def place_threads(sc: dict, layout, ncpus: int) -> list[tuple]:
 def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int],
                debug_fail_rank: int = -1, progress: bool = False,
                trace: TraceOptions | None = None, trace_file=None,
-               started_s: float | None = None, plan: checkpoint.Plan | None = None,
+               started_s: float | None = None, plan: Plan | None = None,
                resume: dict | None = None) -> dict | None:
     """Run `policy` on the scenario across all ranks; rank 0 returns the run's results
     (and shows progress on stderr if `progress`, and writes the run's part of the
     timeline to `trace_file` if `trace` is given). Start-up is measured from `started_s`
     (time.perf_counter(); default: this call) to the first window. With a `plan`, save
     checkpoints (emu/checkpoint.py); with `resume` (rank 0: the checkpoint; the others:
-    an empty dict), continue from one. Raises checkpoint.Stopped on every rank if the
-    run stopped after a checkpoint (SIGTERM or SIGUSR1)."""
+    an empty dict), continue from one. Raises Stopped on every rank if the run stopped
+    after a checkpoint (SIGTERM or SIGUSR1). The checkpoint modules are imported only
+    then (every rank's imports add up in the start-up)."""
     t0 = time.perf_counter()
     rank = comm.Get_rank()
     layout = build_layout(sc)
@@ -141,7 +144,7 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     end = engine.run(sc["scenario"]["duration_ns"], start)
     if engine.stopped:
         engine.close()
-        raise checkpoint.Stopped(end)
+        raise Stopped(end)
     if shown:
         shown.finish()
     if rec:
@@ -169,12 +172,15 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     return assemble_run(sc, policy, ncpus, comm.Get_size(), parts, layout)
 
 
-def _plan_checkpoints(MPI, comm, engine: Engine, plan: checkpoint.Plan, cpus: list,
+def _plan_checkpoints(MPI, comm, engine: Engine, plan: Plan, cpus: list,
                       shared: dict, coord) -> None:
     """Save a checkpoint at the boundaries the leaders choose: the coordinator's inputs
     are journaled from the start (it is rebuilt by replaying them). Every rank that runs
     windows saves: all but the dormant ones, which only their node knows (a node's
     leader runs windows even without work), hence one exchange of the flags."""
+    from emu import checkpoint
+    from emu.engine.journal import Journal
+
     takers = np.flatnonzero(allgather_flag(MPI, comm, not engine.dormant)).tolist()
     engine.sync.checkpointing = True
     engine.sync.checkpoint_every = plan.every_ns
@@ -197,6 +203,10 @@ def _plan_checkpoints(MPI, comm, engine: Engine, plan: checkpoint.Plan, cpus: li
 def _resume(MPI, comm, engine: Engine, doc: dict, placement: list[int], cpus: list,
             shared: dict, coord, timeline) -> dict:
     """Restore this rank's part of a checkpoint; return the boundary to start after."""
+    from emu import checkpoint
+    from emu.engine import snapshot
+    from emu.engine.journal import Journal, replay
+
     common, states = checkpoint.distribute(MPI, comm, doc or None, placement)
     for c in cpus:
         if c.cid in states:

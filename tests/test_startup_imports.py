@@ -9,10 +9,12 @@ from conftest import ROOT
 
 # what every rank imports to run a policy (cli.cmd_simulate and runner.run_policy)
 EVERY_RANK = "import emu.cli, emu.engine.mpi_env, emu.engine.collect, emu.runner, emu.results"
-# only rank 0 (the scenario loader), the node leader (tempfile), a thread (numpy.random)
+# only rank 0 (the scenario loader), the node leader (tempfile), a thread (numpy.random),
+# a job that checkpoints or resumes (emu.checkpoint and its hashlib)
 NOT_ON_EVERY_RANK = ("emu.scenario.load", "tomllib", "importlib.resources", "numpy.random",
                      "socket", "tempfile", "zipfile", "emu.coordinator", "emu.report.render",
-                     "emu.trace")
+                     "emu.trace", "emu.checkpoint", "emu.engine.journal", "emu.engine.snapshot",
+                     "hashlib")
 
 
 def imported(code: str) -> set[str]:

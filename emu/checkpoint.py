@@ -1,9 +1,9 @@
 """Checkpoint and resume (--checkpoint PATH, --checkpoint-every-ns N, --resume PATH).
 
 At a window boundary the node leaders choose alike (engine/sync.py: the first window
-start at or past each multiple of N simulated ns, or at once after SIGTERM or SIGUSR1, when the
-job then stops with status 0), every rank that takes part in the run saves its CPUs as
-data (engine/snapshot.py) and streams them to rank 0. Rank 0 writes one file,
+start at or past each multiple of N simulated ns, or at once after SIGTERM or SIGUSR1,
+when the job then stops with status 0), every rank that takes part in the run saves its
+CPUs as data (engine/snapshot.py) and streams them to rank 0. Rank 0 writes one file,
 atomically, the previous one standing until the new one is complete: the run's inputs,
 the results of the runs already finished, the boundary (epoch, window start, horizon),
 the published state, the page-table replica, the CPUs, and the coordinator's journal

@@ -173,6 +173,8 @@ def cmd_simulate(args, argv: list[str]) -> None:
             stop_on_signal()
             plan = Plan(args.checkpoint, args.checkpoint_every_ns, inputs)
         runs = doc["done_runs"] if doc else []
+        if plan:
+            plan.done_runs = runs               # rank 0's list, grown run by run
         trace_file = None
         if trace:                       # imported only when asked for: every rank imports
             from emu.report.trace_file import TraceFile
@@ -181,7 +183,7 @@ def cmd_simulate(args, argv: list[str]) -> None:
             trace_file = TraceFile(args.trace, trace[0], trace[1]) if rank == 0 else None
         for i, policy in enumerate(policies[run_index:], run_index):
             if plan:
-                plan.run_index, plan.done_runs = i, runs
+                plan.run_index = i
             resume = (doc or {}) if args.resume and i == run_index else None
             run = run_policy(MPI, comm, sc, policy, ncpus, placement, args.debug_fail_rank,
                              progress=not args.quiet,

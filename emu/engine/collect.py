@@ -28,40 +28,45 @@ STREAM_TAG = 7           # apart from the engine's epoch tags (0, 1)
 ROOT_NAP_S = 0.01        # longest sleep of a rank waiting for rank 0's broadcast
 
 
+def _send_bytes(MPI, comm, data: bytes, dest: int, on_idle=None) -> None:
+    """`data` to `dest` (its length, then the bytes), polled with a back-off."""
+    parts = [np.array([len(data)], dtype=np.int64)] + ([[data, MPI.BYTE]] if data else [])
+    for part in parts:
+        backoff_wait(comm.Isend(part, dest, STREAM_TAG).Test, on_idle, ROOT_NAP_S)
+
+
+def _recv_bytes(MPI, comm, source: int, on_idle=None) -> bytearray:
+    """What _send_bytes sent from `source`, polled with a back-off."""
+    n = np.zeros(1, dtype=np.int64)
+    backoff_wait(comm.Irecv(n, source, STREAM_TAG).Test, on_idle, ROOT_NAP_S)
+    buf = bytearray(int(n[0]))
+    if buf:
+        backoff_wait(comm.Irecv([buf, MPI.BYTE], source, STREAM_TAG).Test, on_idle,
+                     ROOT_NAP_S)
+    return buf
+
+
 def stream_to_root(MPI, comm, data: bytes, sink, ranks: list[int] | None = None,
                    on_idle=None) -> None:
     """Hand the bytes of rank 0 and of `ranks` (default: every rank) to `sink` on rank 0
     in rank order, receiving one rank's part at a time, so rank 0 never holds more than
-    its own and one other. The others' sends are polled with a back-off (they wait for
-    rank 0 alone), running `on_idle` between polls (e.g. a liveness check)."""
+    its own and one other. Every wait is polled with a back-off (nothing spins in MPI),
+    running `on_idle` between polls (e.g. a liveness check)."""
     if comm.Get_rank() != 0:
-        parts = [np.array([len(data)], dtype=np.int64)] + ([[data, MPI.BYTE]] if data else [])
-        for part in parts:
-            backoff_wait(comm.Isend(part, 0, STREAM_TAG).Test, on_idle, ROOT_NAP_S)
+        _send_bytes(MPI, comm, data, 0, on_idle)
         return
     sink(data)
-    n = np.zeros(1, dtype=np.int64)
     for r in (range(1, comm.Get_size()) if ranks is None else sorted(set(ranks) - {0})):
-        comm.Recv(n, r, STREAM_TAG)
-        buf = bytearray(int(n[0]))
-        if buf:
-            comm.Recv([buf, MPI.BYTE], r, STREAM_TAG)
-        sink(buf)
+        sink(_recv_bytes(MPI, comm, r, on_idle))
 
 
 def scatter_from_root(MPI, comm, parts: dict[int, bytes] | None) -> bytes:
-    """Rank 0's `parts[r]` to each rank r (its own returned); the others wait for it with
-    a back-off."""
+    """Rank 0's `parts[r]` to each rank r (its own returned); polled with a back-off."""
     if comm.Get_rank() == 0:
         for r in range(1, comm.Get_size()):
-            comm.Send(np.array([len(parts[r])], dtype=np.int64), r, STREAM_TAG)
-            comm.Send([parts[r], MPI.BYTE], r, STREAM_TAG)
+            _send_bytes(MPI, comm, parts[r], r)
         return parts[0]
-    n = np.zeros(1, dtype=np.int64)
-    backoff_wait(comm.Irecv(n, 0, STREAM_TAG).Test, cap=ROOT_NAP_S)
-    buf = bytearray(int(n[0]))
-    backoff_wait(comm.Irecv([buf, MPI.BYTE], 0, STREAM_TAG).Test, cap=ROOT_NAP_S)
-    return bytes(buf)
+    return bytes(_recv_bytes(MPI, comm, 0))
 
 
 def allgather_flag(MPI, comm, flag: bool) -> np.ndarray:

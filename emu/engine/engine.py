@@ -59,6 +59,7 @@ class Engine:
         self.blob_sinks: list = []               # every rank: callables(bytes)
         self.on_window = None                    # optional hook(window start) run before each window
         self.dormant = False
+        self.action = GO                         # what the last barrier decided (sync.py)
         self.journal = None                      # a Journal of components to be replayed
         self.on_checkpoint = None                # hook(epoch, window start) at checkpoints
         self.stopped = False                     # stopped after a checkpoint (a stop signal)
@@ -189,7 +190,6 @@ class Engine:
             self.epoch, gmin, self.horizon = resume["epoch"], resume["start"], resume["horizon"]
             self.sync.resume_at(self.epoch, resume["pub"])
             self.pub = self.sync.published(self.epoch)
-            self.action = GO
         end = 0
         while gmin < INF:
             start = gmin                    # the earliest thing anyone has left to do

@@ -39,7 +39,7 @@ class Journal:
         else:
             rows = np.flatnonzero((pub != self.pub).any(axis=1))
         self.pub = pub.copy()
-        self.windows.append((epoch, start, end, horizon, self.events, rows, pub[rows].copy()))
+        self.windows.append((epoch, start, end, horizon, self.events, rows, pub[rows]))
         self.events = []
         if len(self.windows) >= SEAL_WINDOWS:
             self._seal()
@@ -91,8 +91,8 @@ def replay(components: list, journal: Journal, quantum: int, hooks=(), after=())
     for epoch, start, end, horizon, events, rows, values in journal.all_windows():
         for event in events:
             by_cid[event[3]].deliver(event)
-        pub = values.copy() if pub is None else pub.copy()   # a new array per window, as
-        pub[rows] = values                                  # the engine's
+        pub = (values if pub is None else pub).copy()   # a new array per window, as the
+        pub[rows] = values                              # engine's (kernel.py caches by it)
         engine.epoch, engine.horizon, engine.pub = epoch, horizon, pub
         for hook in hooks:
             hook(start)

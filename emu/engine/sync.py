@@ -32,8 +32,8 @@ the ranks with work rather than all ranks (docs/performance.md).
 The leader also decides when the ranks save a checkpoint (emu/checkpoint.py): at the
 first epoch whose window start reaches the next multiple of the checkpoint interval, or
 at once when a rank of the node got SIGTERM or SIGUSR1 (then the job stops after
-saving). It wakes
-every rank for that epoch; the decision travels with the global minima (ACTION).
+saving). It wakes every rank for that epoch; the decision travels with the global
+minima (ACTION).
 """
 
 import errno
@@ -348,8 +348,7 @@ class WindowSync:
             return int(self.arrive[awake].min()) > epoch
 
         self.wait(all_arrived, drain)
-        self.win.Sync()
-        term = int(self.term[0])
+        term = int(self.term[0])                # all_arrived has just synced the window
         if self.multi_node:
             term = self._leader_exchange(epoch, drain, term)
             incoming = self.res_counts[p, self.node_ranks]

@@ -66,7 +66,6 @@ class Replica:
             for a, i, v in rows[start:start + APPLY_CHUNK].tolist():
                 arrays[a][i] = v
 
-
     def load(self, arrays: list[list[int]]) -> None:
         """Take another replica's contents (resuming a checkpoint)."""
         for mine, theirs in zip(self.arrays, arrays, strict=True):

@@ -53,7 +53,7 @@ class Thread:
         self.cursors: dict[tuple, int] = {}    # step path -> its cursor
         self.frames = [[0, 0]]    # per nesting level: [next step index, loop passes done]
         self.passes = 0           # passes over the whole program
-        self.tag_next = None      # the tag of the step just done, reported next
+        self.tag_next = ""        # the tag of the step just done, reported next
         self.owe_unit = False     # a reported tag's work unit, counted on the next call
         self.finished = False
         self.action = None        # current action, with progress in self.pos
@@ -136,10 +136,10 @@ class Thread:
         if self.owe_unit:
             self.owe_unit = False
             self.units_done += self.unit
-        if self.tag_next:
-            self.tag_next, self.owe_unit = None, True
-            return ("tag", self._steps()[frames[-1][0] - 1]["tag"])
         while not self.finished:
+            if self.tag_next:
+                tag, self.tag_next, self.owe_unit = self.tag_next, "", True
+                return ("tag", tag)
             steps = self._steps()
             frame = frames[-1]
             if frame[0] == len(steps):                  # the end of a step list
@@ -155,11 +155,10 @@ class Thread:
                 loop = self._steps()[frames[-1][0]]
                 if frame[1] < loop["repeat"]:
                     frames.append([0, frame[1]])
-                    continue
-                action = self._done(loop)
-            else:
-                step = steps[frame[0]]
-                action = self._step(step, tuple(f[0] for f in frames))
+                else:
+                    self._done(loop)
+                continue
+            action = self._step(steps[frame[0]], tuple(f[0] for f in frames))
             if action is not None:
                 return action
         return ("exit",)
@@ -171,29 +170,26 @@ class Thread:
         if op == "loop":
             if step["repeat"] > 0:
                 self.frames.append([0, 0])
-                return None
-            return self._done(step)
+            else:
+                self._done(step)
+            return None
         if op == "count":
             self.iterations += 1
             self.units_done += self.unit
             if self.iterations == self.spec["iterations"]:
                 self.finished = True
-                return None
-            return self._done(step)
+            else:
+                self._done(step)
+            return None
         action = self._touch(step, key) if op in ("touch", "spin") else \
             ("sleep", step["ns"]) if op == "sleep" else self._syscall(step, key)
         self._done(step)
         return action
 
-    def _done(self, step: dict) -> tuple | None:
+    def _done(self, step: dict) -> None:
         """The step at the innermost frame's index is done: move on; its tag comes next."""
         self.frames[-1][0] += 1
-        if step["tag"]:
-            if step["op"] in ("loop", "count"):
-                self.owe_unit = True
-                return ("tag", step["tag"])
-            self.tag_next = True
-        return None
+        self.tag_next = step["tag"]
 
     def next_action(self) -> tuple:
         self.action = self._advance()

@@ -29,6 +29,7 @@ class Coordinator(Component):
         self.runner = ProcessRunner(self._dispatch)
         self.now = 0
         self._token = 0
+        self._limit = 0                 # how far run_window may go (lowered by send)
         self._waiting = {}      # token -> [process, acks still due, latest ack, source, start]
         self.initiator_stats = {"nr_tlb_remote_flush": [0] * ncpus, "ipi_sent": [0] * ncpus}
         self.latency = LatencyLog()
@@ -89,15 +90,16 @@ class Coordinator(Component):
     # -- the window -----------------------------------------------------------------------
     def run_window(self, start: int, end: int) -> None:
         """Handle requests and run kernel tasks in time order up to the horizon (the
-        earliest time a CPU could still send something), so no request from a CPU ever
-        arrives in the kernel's past."""
+        earliest time a CPU could still send something, known at the window's start),
+        and no further than the first message sent to a CPU in this window (send), so
+        no request from a CPU ever arrives in the kernel's past."""
         self._forget_told()
         runner = self.runner
-        limit = min(end, self.engine.horizon)
+        self._limit = min(end, self.engine.horizon)
         while True:
             te = self._queue[0][0] if self._queue else INF
             tp = runner.next_time()
-            if min(te, tp) >= limit:
+            if min(te, tp) >= self._limit:
                 break
             if te <= tp:
                 ev = self.pop_event()
@@ -106,6 +108,15 @@ class Coordinator(Component):
             else:
                 self.now = tp
                 runner.step()
+
+    def send(self, dst: int, kind: int, payload, ts: int) -> None:
+        """A CPU can answer a message from its time on (a reply wakes a thread that
+        may fault again; an IPI is acked), and that answer reaches the kernel only
+        after the window: so the kernel stops at the first such time for this window
+        (the lookahead of a conservative simulation), not at the horizon."""
+        super().send(dst, kind, payload, ts)
+        if ts < self._limit:
+            self._limit = ts
 
     def next_time(self) -> int:
         return min(self.next_event_time(), self.runner.next_time())

@@ -7,7 +7,7 @@ from conftest import run_json
 
 from emu.engine.sync import ranks_to_run
 from emu.mm.layout import build_layout
-from emu.mm.replica import FRAME_GEN, MM_GEN, PTE, MasterReplica, Replica
+from emu.mm.replica import FRAME_GEN, GEN_BITS, MM_GEN, MM_GEN_AT, PTE, MasterReplica, Replica
 from emu.results import simulated_view
 from emu.scenario.load import load_scenario
 
@@ -47,12 +47,14 @@ def test_catching_up_on_many_windows_of_log_equals_applying_each_in_turn():
             master.set(PTE, vp, int(rng.integers(-1, 1000)))
             master.set(FRAME_GEN, vp, master.frame_gen[vp] + 1)
         master.set(MM_GEN, 0, master.mm_gen[0] + 1)
+        master.set(MM_GEN_AT, 0, len(logs) << GEN_BITS | master.mm_gen[0])
         logs.append(master.take_log())
     for log in logs:
         one_by_one.apply(log)
     caught_up.apply(b"".join(logs))
     assert caught_up.arrays == one_by_one.arrays == master.arrays
     assert master.mm_gen[0] == 61 and max(master.frame_gen[:8]) > 1
+    assert [caught_up.mm_gen_at.gen_at(0, t, 61) for t in (59, 30, 0, -1)] == [61, 32, 2, 1]
 
 
 SMALL_LLAMA = ["run", "--scenario", "llama-tiering", "--cpus", "64"] + \

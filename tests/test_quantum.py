@@ -41,20 +41,21 @@ def test_user_shootdowns_to_many_cpus_do_not_depend_on_the_quantum(tmp_path):
 
 @pytest.mark.timeout(900)
 def test_tiering_converges_as_the_quantum_shrinks(tmp_path):
-    """A small llama-tiering (reclaim, demotion, NUMA scan): runtimes within 2%, and
-    vanilla's IPIs and dTLB misses within 5%, across the quanta. (What is not within 5%
-    at 10 µs is measured in docs/simplifications.md: luf's IPIs, the flush requests
-    counted before the lazy filter, the hot working sets' misses, allocstall.)"""
+    """A small llama-tiering (reclaim, demotion, NUMA scan), both policies: runtimes
+    within 2%, and the flush requests (nr_tlb_remote_flush) and dTLB-load misses within
+    5%, across the quanta. Its IPI and hot-set counts are a few hundred and move with
+    the seed alone by up to 23% (docs/results.md), so they are not asserted at this size;
+    bench/convergence.py measures issue 7's whole matrix on larger runs."""
     runs = {}
     for q in QUANTA:
         doc = run_json(2, tmp_path, "compare", "--scenario", "llama-tiering", "--policies",
                        "vanilla,luf", "--quantum-ns", str(q), *SMALL_LLAMA, timeout=300)
         for r in doc["runs"]:
             runs.setdefault(r["policy"], []).append(r)
+    assert ipis(runs["vanilla"][-1]) > 0 and runs["vanilla"][-1]["vmstat"]["pgsteal_kswapd"] > 0
     for policy, rs in runs.items():
-        assert _close([r["runtime_ns"] for r in rs], 0.02), (policy, [r["runtime_ns"] for r in rs])
-    rs = runs["vanilla"]
-    assert ipis(rs[-1]) > 0 and rs[-1]["vmstat"]["pgsteal_kswapd"] > 0
-    for name, get in (("IPIs", ipis),
-                      ("dTLB-load-misses", lambda r: sum(r["per_cpu"]["dtlb_load_misses"]))):
-        assert _close([get(r) for r in rs], 0.05), (name, [get(r) for r in rs])
+        for name, get, tolerance in (
+                ("runtime", lambda r: r["runtime_ns"], 0.02),
+                ("nr_tlb_remote_flush", lambda r: r["vmstat"]["nr_tlb_remote_flush"], 0.05),
+                ("dTLB-load-misses", lambda r: sum(r["per_cpu"]["dtlb_load_misses"]), 0.05)):
+            assert _close([get(r) for r in rs], tolerance), (policy, name, [get(r) for r in rs])

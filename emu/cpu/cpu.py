@@ -287,6 +287,8 @@ class Cpu(Component):
 
     def _switch_to(self, th) -> None:
         prev_mm, self.borrowed_mm = self.borrowed_mm, -1
+        if self.current is not None and self.current.state == "ready":
+            self.current.user_until = self.clock          # preempted
         self.current = th
         self.stats["context_switches"] += 1
         self.clock += self.cost["context_switch_ns"]
@@ -308,7 +310,7 @@ class Cpu(Component):
         th.state = "kernel"
 
     def _block(self, th, state: str) -> None:
-        th.state = state
+        th.state, th.user_until = state, self.clock
         if state != "kernel":
             self._schedule()
 
@@ -516,7 +518,7 @@ class Cpu(Component):
                 return
         before = self.clock
         x86.flush_tlb_func(self, mm, start, npages, new_gen, local=False,
-                           switched_since=self.history[-1][0] > arrival)
+                           late_at=arrival if arrival < before else -1)
         self.clock += self.cost["ipi_handler_ns"]
         spent = self.clock - before
         self.stats["ipi_handler_ns"] += spent
@@ -525,7 +527,7 @@ class Cpu(Component):
             self.trace.ipi(self.cid, token, arrival, spent, ack_at)
         self.send(src, P.ACK, (token, 1), ack_at)
         if arrival < before:
-            self._refill_after_late_flush()
+            self._refill_after_late_flush(arrival)
 
     def _unneeded_ipi(self, token: int, src: int, arrival: int) -> None:
         """An IPI the initiator sent because it could not know this CPU's state at its
@@ -537,15 +539,21 @@ class Cpu(Component):
         self.stats["ipi_unneeded"] += 1
         self.send(src, P.ACK, (token, 0), arrival)
 
-    def _refill_after_late_flush(self) -> None:
-        """A flush taken late (this CPU ran past its arrival) would have made the
-        running thread's steps since then walk its hot set again: pay that refill now,
-        so flushes applied back to back at a window's start are not refilled only once.
-        Only when every hot page is mapped: the walks then cannot fault."""
-        th = self.current
-        if th is None or th.state != "ready" or not th.hot or th.hot_at is None \
-                or th.hot_at == self._slot_epoch():
-            return
+    def _refill_after_late_flush(self, arrival: int) -> None:
+        """A flush taken late (this CPU ran past its arrival) made every thread that ran
+        user code here after the arrival walk its hot set again at its next step: the
+        one running then, and one switched in, or blocked, since. Pay those refills now,
+        so flushes applied back to back at a window's start, or while the thread waits
+        in the kernel, are not refilled only once. Only when every hot page is mapped:
+        the walks then cannot fault."""
         pte = self.replica.pte
-        if all(pte[v] >= 0 and pte[v] & 1 and (k != WRITE or pte[v] & 2) for v, k in th.hot):
-            self._hot_refill(th)
+        epoch = self._slot_epoch()
+        for th in self.hot_threads:
+            if th.mm != self.loaded_mm or th.state == "done" or th.hot_at is None \
+                    or th.hot_at == epoch:
+                continue
+            if not (th is self.current and th.state == "ready") and th.user_until <= arrival:
+                continue
+            if all(pte[v] >= 0 and pte[v] & 1 and (k != WRITE or pte[v] & 2)
+                   for v, k in th.hot):
+                self._hot_refill(th)

@@ -14,8 +14,10 @@ from emu.mm.replica import (
     FRAME_CID,
     FRAME_GEN,
     FRAME_VER,
+    GEN_BITS,
     LATEST,
     MM_GEN,
+    MM_GEN_AT,
     PTE,
     VCID,
     MasterReplica,
@@ -96,6 +98,7 @@ class Kernel:
     def inc_mm_tlb_gen(self, mm: int) -> int:
         gen = self.R.mm_gen[mm] + 1
         self.R.set(MM_GEN, mm, gen)
+        self.R.set(MM_GEN_AT, mm, self.coord.now << GEN_BITS | gen & (1 << GEN_BITS) - 1)
         return gen
 
     def shootdown(self, task, cpumask, mm, start, npages, new_gen, freed, trim=False):

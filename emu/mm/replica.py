@@ -11,9 +11,48 @@ present but inaccessible entry is a NUMA hint (PROT_NONE) or migration entry.
 
 import numpy as np
 
-PTE, VCID, FRAME_CID, FRAME_VER, FRAME_GEN, LATEST, MM_GEN = range(7)
+PTE, VCID, FRAME_CID, FRAME_VER, FRAME_GEN, LATEST, MM_GEN, MM_GEN_AT = range(8)
 NO_PTE = -1
 APPLY_CHUNK = 4096      # log rows turned into Python objects at a time
+GEN_BITS = 24           # an MM_GEN_AT row's value: (time << GEN_BITS) | gen's low bits
+GEN_HISTORY = 64        # bumps remembered per mm
+
+
+class GenHistory:
+    """When each mm's tlb_gen was bumped, for the last GEN_HISTORY bumps: a CPU taking an
+    IPI late (it ran past the arrival within the window) must catch up to the gen the
+    mm had at the arrival, as flush_tlb_func() reads it then, not to the newer gen the
+    replica already holds; otherwise flushes begun after the arrival fold into it.
+    Filled by log rows (an item assignment appends), so Replica.apply stays generic."""
+
+    __slots__ = ("bumps",)
+
+    def __init__(self, nr_mms: int):
+        self.bumps: list[list[int]] = [[] for _ in range(nr_mms)]
+
+    def __setitem__(self, mm, packed) -> None:
+        if isinstance(mm, slice):                    # Replica.load
+            self.bumps = [list(b) for b in packed.bumps]
+            return
+        b = self.bumps[mm]
+        b.append(packed)
+        if len(b) > GEN_HISTORY:
+            del b[0]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, GenHistory) and self.bumps == other.bumps
+
+    def gen_at(self, mm: int, t: int, gen_now: int) -> int:
+        """The mm's gen at simulated time `t`, given its gen now. When all of the last
+        GEN_HISTORY bumps are later than `t`, it is the gen before the oldest of them:
+        then newer than the truth, as the replica's gen always was."""
+        gen = gen_now
+        mask = (1 << GEN_BITS) - 1
+        for packed in reversed(self.bumps[mm]):
+            if packed >> GEN_BITS <= t:
+                break
+            gen = gen_now - ((gen_now - (packed & mask)) & mask) - 1
+        return gen
 
 
 def make_pte(pfn: int, writable: bool, accessible: bool = True) -> int:
@@ -45,9 +84,10 @@ class Replica:
             [0] * F,        # FRAME_GEN: bumped each time the frame is freed
             [0] * C,        # LATEST: newest version of each content
             [1] * nr_mms,   # MM_GEN: mm->context.tlb_gen
+            GenHistory(nr_mms),   # MM_GEN_AT: when it was bumped
         ]
         (self.pte, self.vcid, self.frame_cid, self.frame_ver, self.frame_gen,
-         self.latest, self.mm_gen) = self.arrays
+         self.latest, self.mm_gen, self.mm_gen_at) = self.arrays
 
     def apply(self, blob: bytes) -> None:
         """Apply a change log. Only the last value logged for each entry counts, so a
@@ -60,6 +100,10 @@ class Replica:
         arrays = self.arrays
         rows = np.frombuffer(blob, dtype=np.int64).reshape(-1, 3)
         if len(rows) > APPLY_CHUNK:          # worth sorting only for a long catch-up
+            bumps = rows[:, 0] == MM_GEN_AT  # a history: every row, in order
+            for _, mm, packed in rows[bumps].tolist():
+                self.mm_gen_at[mm] = packed
+            rows = rows[~bumps]
             _, last = np.unique((rows[::-1, 0] << 40) | rows[::-1, 1], return_index=True)
             rows = rows[len(rows) - 1 - last]
         for start in range(0, len(rows), APPLY_CHUNK):

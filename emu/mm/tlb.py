@@ -132,10 +132,12 @@ def send_ipis(sender, token: int, initiator: int, targets, flush, t: int,
 
 # -- target side ------------------------------------------------------------------------
 def flush_tlb_func(cpu, mm: int, start: int, npages: int, new_gen: int, local: bool,
-                   switched_since: bool = False) -> None:
+                   late_at: int = -1) -> None:
     """Flush on `cpu` as x86 flush_tlb_func() does; count the vmstat events.
-    `switched_since`: a CPU taking the interrupt late has switched mm or left lazy mode
-    since its arrival, so a borrowed mm it holds now was not borrowed then (Cpu._on_ipi)."""
+    `late_at`: the arrival of an interrupt taken late (Cpu._on_ipi). The mm's gen is
+    then read as it was at the arrival, and if the CPU has switched mm or left lazy
+    mode since, a borrowed mm it holds now was not borrowed then."""
+    switched_since = late_at >= 0 and cpu.history[-1][0] > late_at
     st = cpu.stats
     if not local:
         st["tlb_shootdowns"] += 1
@@ -152,7 +154,10 @@ def flush_tlb_func(cpu, mm: int, start: int, npages: int, new_gen: int, local: b
     local_gen = slot[1]
     if new_gen and new_gen <= local_gen:
         return
-    mm_gen = max(cpu.replica.mm_gen[cpu.loaded_mm], new_gen)
+    mm_gen = cpu.replica.mm_gen[cpu.loaded_mm]
+    if late_at >= 0:
+        mm_gen = cpu.replica.mm_gen_at.gen_at(cpu.loaded_mm, late_at, mm_gen)
+    mm_gen = max(mm_gen, new_gen)
     if local_gen == mm_gen:
         return
     if npages != FULL and new_gen == local_gen + 1 and new_gen == mm_gen:

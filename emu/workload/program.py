@@ -67,6 +67,7 @@ class Thread:
         self.iterations = 0       # count steps run
         self.hot = [v for h in spec["hot"] for v in self._hot_pages(h)]
         self.hot_at = None        # (PCID slot, epoch) its hot set was last walked into
+        self.user_until = 0       # when it last stopped running user code on its CPU
 
     def _vma(self, name: str):
         return self.layout.vma_by_mm_name[(self.mm, name)]

@@ -1,0 +1,104 @@
+"""Convergence: how far the window (`--quantum-ns`) moves the simulated answer.
+
+    python bench/convergence.py [--ranks 4] [--quanta 10000,2000,500] [--seeds 2,3]
+                                [--scenarios llama-tiering,reclaim,migrate] [--json PATH]
+
+Runs each scenario of issue 7's matrix (llama-tiering reduced to 16 CPUs, 5 threads per
+model and 6 tokens; reclaim; migrate on 8 CPUs) with vanilla and luf at every quantum,
+and prints each metric beside its value at the finest quantum, with the deviation and
+whether it is within the tolerance (runtime 2%, counts 5%). `--seeds` also runs the
+finest quantum with other seeds: how far the seed alone moves the same numbers, the
+noise a deviation should be read against. Results are deterministic for a given
+quantum, so one run per cell is enough. It takes about 10 minutes on 2 cores.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmark import ROOT, mpiexec, timed
+
+SCENARIOS = {
+    "llama-tiering": ["--cpus", "16"] + [
+        arg for i in range(3) for arg in ("--set", f"process.{i}.threads.0.count=5",
+                                          "--set", f"process.{i}.threads.0.repeat=6")],
+    "reclaim": [],
+    "migrate": ["--cpus", "8"],
+}
+# (name, tolerance, value from a run of the results JSON)
+METRICS = (
+    ("runtime_ns", 0.02, lambda r: r["runtime_ns"]),
+    ("IPIs", 0.05, lambda r: sum(r["per_cpu"]["tlb_shootdowns"])),
+    ("nr_tlb_remote_flush", 0.05, lambda r: r["vmstat"]["nr_tlb_remote_flush"]),
+    ("dTLB-load-misses", 0.05, lambda r: sum(r["per_cpu"]["dtlb_load_misses"])),
+    ("dTLB-store-misses", 0.05, lambda r: sum(r["per_cpu"]["dtlb_store_misses"])),
+    ("iTLB-load-misses", 0.05, lambda r: sum(r["per_cpu"]["itlb_load_misses"])),
+    ("allocstall", 0.05, lambda r: r["vmstat"]["allocstall"]),
+)
+
+
+def run(ranks: int, scenario: str, quantum: int, seed: int, out: Path) -> dict:
+    """{policy: {metric: value}} of one `compare` job (plus its windows)."""
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "emu", "compare",
+           "--scenario", scenario, "--policies", "vanilla,luf", "--quantum-ns", str(quantum),
+           "--seed", str(seed), "--json", str(out), "--quiet", *SCENARIOS[scenario]]
+    timed(cmd, ROOT, 3600)
+    runs = json.loads(out.read_text())["runs"]
+    return {r["policy"]: {**{m: get(r) for m, _, get in METRICS},
+                          "windows": r["measured"]["windows"]} for r in runs}
+
+
+def deviation(value: float, ref: float) -> float:
+    return (value - ref) / ref if ref else (0.0 if value == ref else float("inf"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ranks", type=int, default=4)
+    ap.add_argument("--quanta", default="10000,2000,500", help="the last is the reference")
+    ap.add_argument("--seeds", default="", help="other seeds, run at the reference quantum")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    quanta = [int(q) for q in args.quanta.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    table = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for scenario in args.scenarios.split(","):
+            by_q = {q: run(args.ranks, scenario, q, 1, Path(tmp) / "r.json") for q in quanta}
+            by_seed = {s: run(args.ranks, scenario, quanta[-1], s, Path(tmp) / "r.json")
+                       for s in seeds}
+            for policy in by_q[quanta[-1]]:
+                ref = by_q[quanta[-1]][policy]
+                for metric, tol, _ in METRICS:
+                    devs = [deviation(by_q[q][policy][metric], ref[metric]) for q in quanta]
+                    spread = [deviation(by_seed[s][policy][metric], ref[metric]) for s in seeds]
+                    table.append({"scenario": scenario, "policy": policy, "metric": metric,
+                                  "values": [by_q[q][policy][metric] for q in quanta],
+                                  "max_deviation": max(abs(d) for d in devs),
+                                  "within": all(abs(d) <= tol for d in devs),
+                                  "seed_values": [by_seed[s][policy][metric] for s in seeds],
+                                  "seed_max_deviation": max((abs(d) for d in spread),
+                                                            default=None)})
+                table.append({"scenario": scenario, "policy": policy, "metric": "windows",
+                              "values": [by_q[q][policy]["windows"] for q in quanta]})
+    print(f"quanta (ns): {', '.join(map(str, quanta))}; reference {quanta[-1]}"
+          + (f"; seeds {args.seeds} at the reference" if seeds else ""))
+    for row in table:
+        values = " / ".join(f"{v:,}" for v in row["values"])
+        line = f"{row['scenario']:14} {row['policy']:8} {row['metric']:20} {values}"
+        if "within" in row:
+            line += f"  max {row['max_deviation']:.1%} {'ok' if row['within'] else 'NOT within'}"
+            if row["seed_values"]:
+                line += f"  (seeds: {' / '.join(f'{v:,}' for v in row['seed_values'])},"
+                line += f" max {row['seed_max_deviation']:.1%})"
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps({"quanta": quanta, "seeds": seeds, "rows": table},
+                                        indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

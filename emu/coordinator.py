@@ -30,6 +30,11 @@ class Coordinator(Component):
         self.now = 0
         self._token = 0
         self._limit = 0                 # how far run_window may go (lowered by send)
+        c = sc["cost"]
+        request = min(c["syscall_ns"], c["page_walk_ns"] + c["page_fault_ns"],
+                      c["context_switch_ns"])
+        self._lookahead = {P.IPI: c["ipi_latency_ns"], P.REPLY: request, P.IO_WAIT: request,
+                           P.LOCAL_FLUSH: request}
         self._waiting = {}      # token -> [process, acks still due, latest ack, source, start]
         self.initiator_stats = {"nr_tlb_remote_flush": [0] * ncpus, "ipi_sent": [0] * ncpus}
         self.latency = LatencyLog()
@@ -110,13 +115,19 @@ class Coordinator(Component):
                 runner.step()
 
     def send(self, dst: int, kind: int, payload, ts: int) -> None:
-        """A CPU can answer a message from its time on (a reply wakes a thread that
-        may fault again; an IPI is acked), and that answer reaches the kernel only
-        after the window: so the kernel stops at the first such time for this window
-        (the lookahead of a conservative simulation), not at the horizon."""
+        """A CPU can answer a message only after the window, and no earlier than the
+        message's time plus the least the answer costs (the lookahead of a conservative
+        simulation): an IPI's ack travels `ipi_latency_ns` back; a woken thread's next
+        request is charged at least a system call's entry, a page walk and fault, or a
+        context switch first. So the kernel stops there for this window: no request or
+        ack reaches it in its past. (Accessed-bit reports and thread exits cost nothing
+        and may arrive after the kernel's time: they carry their own time, and an
+        accessed bit set a little late is harmless.) The ideal policy's frame query
+        is answered at its own time."""
         super().send(dst, kind, payload, ts)
-        if ts < self._limit:
-            self._limit = ts
+        limit = ts + self._lookahead.get(kind, 0)
+        if limit < self._limit:
+            self._limit = limit
 
     def next_time(self) -> int:
         return min(self.next_event_time(), self.runner.next_time())

@@ -42,10 +42,10 @@ def test_user_shootdowns_to_many_cpus_do_not_depend_on_the_quantum(tmp_path):
 @pytest.mark.timeout(900)
 def test_tiering_converges_as_the_quantum_shrinks(tmp_path):
     """A small llama-tiering (reclaim, demotion, NUMA scan), both policies: runtimes
-    within 2%, and the flush requests (nr_tlb_remote_flush) and dTLB-load misses within
-    5%, across the quanta. Its IPI and hot-set counts are a few hundred and move with
-    the seed alone by up to 23% (docs/results.md), so they are not asserted at this size;
-    bench/convergence.py measures issue 7's whole matrix on larger runs."""
+    within 2% and dTLB-load misses within 5% across the quanta. Its flush and IPI counts
+    are a few hundred, and the seed alone moves them by 5-30% at this size (seeds 1-3 at
+    q = 0.5 us, docs/results.md), so they are not asserted here: bench/convergence.py
+    measures issue 7's whole matrix on larger runs, beside the seed's spread."""
     runs = {}
     for q in QUANTA:
         doc = run_json(2, tmp_path, "compare", "--scenario", "llama-tiering", "--policies",
@@ -56,6 +56,5 @@ def test_tiering_converges_as_the_quantum_shrinks(tmp_path):
     for policy, rs in runs.items():
         for name, get, tolerance in (
                 ("runtime", lambda r: r["runtime_ns"], 0.02),
-                ("nr_tlb_remote_flush", lambda r: r["vmstat"]["nr_tlb_remote_flush"], 0.05),
                 ("dTLB-load-misses", lambda r: sum(r["per_cpu"]["dtlb_load_misses"]), 0.05)):
             assert _close([get(r) for r in rs], tolerance), (policy, name, [get(r) for r in rs])

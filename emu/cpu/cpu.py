@@ -123,11 +123,9 @@ class Cpu(Component):
         return None
 
     def switch_to_init_mm(self) -> None:
-        """The lazy drop in flush_tlb_func(). The CPU leaves the mm's mm_cpumask here,
-        as before 6.13; 6.13+ keeps the bit until an IPI for that mm finds the CPU
-        elsewhere ("Update mm_cpumask lazily"), which emu does not model: with it the
-        batched flushes' IPI counts moved with the quantum (docs/simplifications.md)."""
-        self.leave_cpumask(self.loaded_mm)
+        """The lazy drop in flush_tlb_func(): switch_mm_irqs_off() to init_mm. Since 6.13
+        ("x86/mm/tlb: Update mm_cpumask lazily", 209954cbc7d0) the CPU stays in the mm's
+        mm_cpumask until an IPI for that mm finds it elsewhere (flush_tlb_func())."""
         self.set_tlbstate(-1, False)
 
     def holds_frame(self, pfn: int) -> bool:
@@ -534,10 +532,10 @@ class Cpu(Component):
         time (e.g. a thread told to wait for I/O on a CPU with others, or more changes in a
         window than the CPU publishes): should_flush_tlb() on
         the state this CPU really had says the kernel would not have sent it. It is not
-        taken (no flush, no handler cost, not in the TLB row); the ack only tells the
-        initiator, which does not wait on it."""
+        taken (no flush, no handler cost, not in the TLB row); the ack, back after
+        `ipi_latency_ns`, only tells the initiator, which does not wait on it."""
         self.stats["ipi_unneeded"] += 1
-        self.send(src, P.ACK, (token, 0), arrival)
+        self.send(src, P.ACK, (token, 0), arrival + self.cost["ipi_latency_ns"])
 
     def _refill_after_late_flush(self, arrival: int) -> None:
         """A flush taken late (this CPU ran past its arrival) made every thread that ran

@@ -492,8 +492,11 @@ class Cpu(Component):
                 self._schedule()
         elif kind == P.LOCAL_FLUSH:
             mm = payload[0]
-            if mm == P.NO_MM or mm == self.loaded_mm:
-                x86.flush_tlb_func(self, *payload, local=True)
+            if mm == P.NO_MM or mm == self.loaded_mm:       # late as an IPI can be
+                late_at = ev[0] if ev[0] < self.clock else -1
+                x86.flush_tlb_func(self, *payload, local=True, late_at=late_at)
+                if late_at >= 0:
+                    self._refill_after_late_flush(late_at)
         elif kind == P.HOLDS_QUERY:
             held = [pfn for pfn in payload[1] if self.holds_frame(pfn)]
             self.send(self.coordinator, P.HOLDS_REPLY, (payload[0], held, self.cid), ev[0])

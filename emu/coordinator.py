@@ -17,6 +17,7 @@ from emu.mm.tlb import Shootdown, ipi_condition, ipi_targets, send_ipis
 from emu.policy import make_policy
 
 KTHREAD_CPU = 0
+UNORDERED = (P.YOUNG, P.THREAD_EXIT)   # cost the CPU nothing, carry their time (send)
 
 
 class Coordinator(Component):
@@ -30,6 +31,8 @@ class Coordinator(Component):
         self.now = 0
         self._token = 0
         self._limit = 0                 # how far run_window may go (lowered by send)
+        self._handled_to = 0            # the last event's time
+        self.inputs_late = 0            # requests and acks older than it: 0 by send()
         c = sc["cost"]
         request = min(c["syscall_ns"], c["page_walk_ns"] + c["page_fault_ns"],
                       c["context_switch_ns"])
@@ -109,6 +112,10 @@ class Coordinator(Component):
             if te <= tp:
                 ev = self.pop_event()
                 self.now = ev[0]
+                if self.now >= self._handled_to:
+                    self._handled_to = self.now
+                elif ev[4] not in UNORDERED:
+                    self.inputs_late += 1
                 self._handle(ev, self.now)
             else:
                 self.now = tp

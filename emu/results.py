@@ -98,6 +98,7 @@ def assemble_run(sc: dict, policy: str, ncpus: int, ranks: int, parts: list[dict
         "wait_share": round(coord["user_wait_ns"] / thread_ns, 6) if thread_ns else 0.0,
         "policy_stats": coord["policy"],
         "unmap_ro_rw": coord["unmap_ro_rw"],
+        "kernel_inputs_late": coord["inputs_late"],
         "oracle": oracle,
         "comm": {
             "ipi_messages": sum(per_cpu["ipi_sent"]),

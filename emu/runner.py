@@ -281,4 +281,5 @@ def _coord_result(coord, timeline: Timeline, end: int) -> dict:
             "latency_ns": coord.latency.by_source, "user_wait_ns": coord.latency.user_wait_ns,
             "flushes_by_source": k.shootdown_sources, "ipis_by_source": k.ipis_by_source,
             "policy": k.policy.stats, "unmap_ro_rw": k.unmap_ro_rw, "mm_exit_ns": coord.mm_exit_ns,
-            "watermarks": k.alloc.watermarks, "timeline": timeline.result(end)}
+            "watermarks": k.alloc.watermarks, "timeline": timeline.result(end),
+            "inputs_late": coord.inputs_late}

@@ -34,10 +34,10 @@ class Coordinator(Component):
         self._handled_to = 0            # the last event's time
         self.inputs_late = 0            # requests and acks older than it: 0 by send()
         c = sc["cost"]
-        # the least time from a message to a CPU to what the CPU sends because of it
-        # (send); None: it sends nothing because of it
-        self._lookahead = {P.IPI: c["ipi_latency_ns"], P.REPLY: P.least_request_ns(c),
-                           P.IO_WAIT: c["context_switch_ns"], P.LOCAL_FLUSH: None}
+        request = min(c["syscall_ns"], c["page_walk_ns"] + c["page_fault_ns"],
+                      c["context_switch_ns"])
+        self._lookahead = {P.IPI: c["ipi_latency_ns"], P.REPLY: request, P.IO_WAIT: request,
+                           P.LOCAL_FLUSH: request}
         self._waiting = {}      # token -> [process, acks still due, latest ack, source, start]
         self.initiator_stats = {"nr_tlb_remote_flush": [0] * ncpus, "ipi_sent": [0] * ncpus}
         self.latency = LatencyLog()
@@ -121,22 +121,20 @@ class Coordinator(Component):
                 self.now = tp
                 runner.step()
 
-    def send(self, dst: int, kind: int, payload, ts: int, quiet: int | None = None) -> None:
+    def send(self, dst: int, kind: int, payload, ts: int) -> None:
         """A CPU can answer a message only after the window, and no earlier than the
         message's time plus the least the answer costs (the lookahead of a conservative
-        simulation): an IPI's ack travels `ipi_latency_ns` back; a thread woken by a
-        reply sends nothing for `quiet` (what its fault said: Cpu._quiet_after_fault), or
-        at least a system call's entry, a page walk and fault, or a context switch; a
-        CPU whose thread waits for I/O switches to another first; a local flush makes
-        it send nothing (a running CPU's own requests are bounded by the horizon). So
-        the kernel stops there for this window: no request or ack reaches it in its
-        past. (Accessed-bit reports and thread exits cost nothing and may arrive after
-        the kernel's time: they carry their own time, and an accessed bit set a little
-        late is harmless.) The ideal policy's frame query is answered at its own time."""
+        simulation): an IPI's ack travels `ipi_latency_ns` back; a woken thread's next
+        request is charged at least a system call's entry, a page walk and fault, or a
+        context switch first. So the kernel stops there for this window: no request or
+        ack reaches it in its past. (Accessed-bit reports and thread exits cost nothing
+        and may arrive after the kernel's time: they carry their own time, and an
+        accessed bit set a little late is harmless.) The ideal policy's frame query
+        is answered at its own time."""
         super().send(dst, kind, payload, ts)
-        after = self._lookahead.get(kind, 0) if quiet is None else quiet
-        if after is not None and ts + after < self._limit:
-            self._limit = ts + after
+        limit = ts + self._lookahead.get(kind, 0)
+        if limit < self._limit:
+            self._limit = limit
 
     def next_time(self) -> int:
         return min(self.next_event_time(), self.runner.next_time())
@@ -149,9 +147,9 @@ class Coordinator(Component):
         kind, p = ev[4], ev[5]
         k = self.k
         if kind == P.FAULT:
-            tid, vpage, access, cpu, segv_skip, quiet = p
+            tid, vpage, access, cpu, segv_skip = p
             self._user(lambda task: memory.handle_mm_fault(k, task, vpage, access), t, cpu, tid,
-                       segv_skip, quiet)
+                       segv_skip)
         elif kind == P.SYSCALL:
             tid, op, args, cpu = p
             self._user(lambda task: self._syscall(task, op, args), t, cpu, tid)
@@ -187,20 +185,17 @@ class Coordinator(Component):
         else:
             raise RuntimeError(f"coordinator: unexpected event kind {kind}")
 
-    def _user(self, body, t: int, cpu: int, tid: int, segv_skip: int = 0,
-              quiet: int | None = None) -> None:
-        """A kernel task on behalf of thread `tid` on `cpu`; the thread resumes after it.
-        `quiet`: the least time from the reply to the CPU's next request, if the request
-        said (a fault's; otherwise the least any thread takes)."""
+    def _user(self, body, t: int, cpu: int, tid: int, segv_skip: int = 0) -> None:
+        """A kernel task on behalf of thread `tid` on `cpu`; the thread resumes after it."""
         def run(task):
             try:
                 yield from body(task)
             except memory.SegFault:
                 if not segv_skip:
                     raise
-                self.tell_thread(task.cpu, P.REPLY, (task.tid, 1), task.t, quiet)
+                self.tell_thread(task.cpu, P.REPLY, (task.tid, 1), task.t)
                 return
-            self.tell_thread(task.cpu, P.REPLY, (task.tid, 0), task.t, quiet)
+            self.tell_thread(task.cpu, P.REPLY, (task.tid, 0), task.t)
         self.runner.spawn(run, t, cpu, "user", tid=tid)
 
     def _syscall(self, task, op: str, args):
@@ -232,8 +227,7 @@ class Coordinator(Component):
             advise = madvise.madvise_pageout if extra == "pageout" else madvise.madvise_dontneed
             yield from advise(k, task, vma, first, npages)
 
-    def tell_thread(self, cpu: int, kind: int, payload, t: int,
-                    quiet: int | None = None) -> None:
+    def tell_thread(self, cpu: int, kind: int, payload, t: int) -> None:
         """Wake a thread (REPLY) or put it to sleep in I/O (IO_WAIT), and remember what
         that does to its CPU's TLB state until its publication reflects it."""
         tid = payload[0]
@@ -244,7 +238,7 @@ class Coordinator(Component):
             state = (t, self.tid_mm[tid], 1 if self.cpu_nthreads[cpu] == 1 else -1, epoch)
         self.told.setdefault(cpu, []).append(state)
         self.told_version += 1
-        self.send(cpu, kind, payload, t, quiet)
+        self.send(cpu, kind, payload, t)
 
     def _forget_told(self) -> None:
         """Drop what every CPU's publication reflects: a message sent in window e is

@@ -10,8 +10,7 @@ IPI = 1            # (token, initiator, mm, start, npages, new_gen, sent, condit
 ACK = 2            # (token, taken) flush done, stamped from the IPI's arrival time;
                    # taken 0: the kernel would not have sent it (Cpu._unneeded_ipi)
 # CPU -> coordinator
-FAULT = 10         # (tid, vpage, access, cpu, segv_skip, quiet_ns): quiet_ns, the least time
-                   # from the thread's resumption to its next request (Cpu._quiet_after_fault)
+FAULT = 10         # (tid, vpage, access, cpu, segv_skip)
 SYSCALL = 11       # (tid, op, args, cpu)
 YOUNG = 13         # (vpages,) accessed bits set by page walks since the last report
 THREAD_EXIT = 14   # (tid, mm)
@@ -26,13 +25,6 @@ LOCAL_FLUSH = 23   # (mm, start, npages, new_gen) flush on the initiating CPU it
 HOLDS_QUERY = 24   # (token, pfns) ideal policy only: which of these frames do you cache?
 
 MEASURED_KINDS = frozenset({IPI, ACK})
-
-
-def least_request_ns(cost: dict) -> int:
-    """The least time a thread that starts to run takes to send a request: a system
-    call's entry, a page walk and a fault's entry, or a switch first (SWITCH_FLUSH)."""
-    return min(cost["syscall_ns"], cost["page_walk_ns"] + cost["page_fault_ns"],
-               cost["context_switch_ns"])
 
 # Published per-component slots, read by everyone during the next window. A CPU also
 # publishes its TLB state (loaded mm, lazy flag, mm_cpumask bits) as of the previous

@@ -58,7 +58,6 @@ class Cpu(Component):
         self.cost = c
         self.walk_ns, self.slice_ns = c["page_walk_ns"], sc["kernel"]["sched_base_slice_ns"]
         self.mem_ns = (c["dram_access_ns"], c["cxl_access_ns"])
-        self.request_ns = P.least_request_ns(c)
         self.dram_pages = m["dram_pages"]
         self.threads = {t.tid: t for t in threads}
         self.runq = deque(threads)
@@ -467,23 +466,9 @@ class Cpu(Component):
             self.trace.fault(self.cid, th, kind, vpage, self.clock)
         self.clock += self.cost["page_fault_ns"]
         skip = th.action[4] if th.action else 0
-        self.send(self.coordinator, P.FAULT,
-                  (th.tid, vpage, kind, self.cid, skip, self._quiet_after_fault(th)), self.clock)
+        self.send(self.coordinator, P.FAULT, (th.tid, vpage, kind, self.cid, skip), self.clock)
         self._block(th, "kernel")
         return None
-
-    def _quiet_after_fault(self, th) -> int:
-        """The least time from the fault's reply to this CPU's next request because of it
-        (the coordinator's lookahead, Coordinator.send): the thread retries or skips the
-        access; any fault then costs a walk and the fault's entry first, and before any
-        other request the touch's remaining accesses run, at least one memory access and
-        its work each (a switch to another thread costs more than a fault)."""
-        fault = self.walk_ns + self.cost["page_fault_ns"]
-        act = th.action
-        if act is None or act[0] != "touch":
-            return min(fault, self.request_ns)
-        rest = len(act[1]) - th.pos - 1
-        return min(fault, rest * (min(self.mem_ns) + act[3]) + self.request_ns)
 
     # -- events ---------------------------------------------------------------------------
     def _handle(self, ev) -> None:

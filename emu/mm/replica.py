@@ -9,6 +9,8 @@ PTE encoding: -1 none; otherwise (pfn << 2) | writable << 1 | accessible, where 
 present but inaccessible entry is a NUMA hint (PROT_NONE) or migration entry.
 """
 
+from collections import deque
+
 import numpy as np
 
 PTE, VCID, FRAME_CID, FRAME_VER, FRAME_GEN, LATEST, MM_GEN, MM_GEN_AT = range(8)
@@ -28,16 +30,13 @@ class GenHistory:
     __slots__ = ("bumps",)
 
     def __init__(self, nr_mms: int):
-        self.bumps: list[list[int]] = [[] for _ in range(nr_mms)]
+        self.bumps = [deque(maxlen=GEN_HISTORY) for _ in range(nr_mms)]
 
     def __setitem__(self, mm, packed) -> None:
         if isinstance(mm, slice):                    # Replica.load
-            self.bumps = [list(b) for b in packed.bumps]
+            self.bumps = [deque(b, maxlen=GEN_HISTORY) for b in packed.bumps]
             return
-        b = self.bumps[mm]
-        b.append(packed)
-        if len(b) > GEN_HISTORY:
-            del b[0]
+        self.bumps[mm].append(packed)               # the oldest drops out
 
     def __eq__(self, other) -> bool:
         return isinstance(other, GenHistory) and self.bumps == other.bumps

@@ -3,9 +3,9 @@
 `ideal` sends IPIs only to CPUs that really cache a frame, at the last safe moment, so
 no safe policy sends fewer; vanilla, luf and ideal are safe (the oracle finds nothing);
 `unsafe` is caught. How luf compares with vanilla is an outcome, not a property, and is
-not asserted. Each LUF flush point has a small scenario that only it makes safe: run
-with that point switched off (the test-only `kernel.luf_test_disable`), the oracle must
-find violations.
+not asserted. Each LUF flush point but `not_freed` (docs/luf.md: nothing in the model
+depends on it) has a small scenario that only it makes safe: run with that point
+switched off (the test-only `kernel.luf_test_disable`), the oracle must find violations.
 """
 
 import pytest
@@ -159,3 +159,25 @@ def test_file_write_flush_alone_closes_a_write_from_another_cpu(tmp_path):
     assert safe["policy_stats"].get("flush_takeoff", 0) == 0
     run = _luf_without(tmp_path, str(path), "file_write,switch")
     assert run["oracle"]["by_kind"]["stale-read-after-divergence"] > 0
+
+
+def test_tlb_end_vma_flush_alone_closes_kernel_reuse_for_another_mapper(tmp_path):
+    """tlb_end_vma() -> luf_flush_vma() (patches 16, 19-20) flushes the file's pending
+    CPUs for a VM_SHARED file VMA, whichever mm walks it: here a bystander process that
+    never touched the file munmaps its shared mapping between the pageout and the
+    reuse. Its own flush_tlb_batched_pending() has nothing to do (the reader's mm is
+    another), so with the take-off and switch flushes off, this point alone keeps the
+    reader from the reallocated frames; off as well, the oracle sees them."""
+    from emu.scenario.load import BUILTIN
+    text = (BUILTIN / "hazard-kernel-reuse.toml").read_text()
+    path = tmp_path / "bystander-munmap.toml"
+    path.write_text(text + '\n[[process]]\nname = "bystander"\n\n  [[process.mappings]]\n'
+                    '  name = "data"\n  kind = "file"\n  file = "data"\n  pages = 48\n'
+                    '  prot = "rw"\n  shared = true\n\n  [[process.threads]]\n  cpus = [4]\n'
+                    '  steps = [\n    { op = "sleep", ns = 2_500_000 },\n'
+                    '    { op = "munmap", mapping = "data" },\n  ]\n')
+    safe = _luf_without(tmp_path, str(path), "takeoff,switch")
+    assert safe["oracle"]["violations"] == 0
+    assert safe["policy_stats"]["flush_tlb_end_vma"] >= 1
+    run = _luf_without(tmp_path, str(path), "takeoff,switch,tlb_end_vma")
+    assert run["oracle"]["by_kind"]["reallocated-frame"] > 0

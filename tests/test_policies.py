@@ -3,8 +3,8 @@
 `ideal` sends IPIs only to CPUs that really cache a frame, at the last safe moment, so
 no safe policy sends fewer; vanilla, luf and ideal are safe (the oracle finds nothing);
 `unsafe` is caught. How luf compares with vanilla is an outcome, not a property, and is
-not asserted. Each LUF flush point but `not_freed` (docs/luf.md: nothing in the model
-depends on it) has a small scenario that only it makes safe: run with that point
+not asserted. Each LUF flush point but `not_freed` (docs/luf.md: its hole was not reached in a
+small scenario) has a small scenario that only it makes safe: run with that point
 switched off (the test-only `kernel.luf_test_disable`), the oracle must find violations.
 """
 

@@ -7,8 +7,8 @@ from conftest import run_json
 from emu.results import simulated_view
 
 STORM = ("run", "--scenario", "munmap-storm", "--cpus", "16",
-         "--set", "process.0.threads.0.repeat=20", "--set", "process.0.threads.1.repeat=20",
-         "--set", "process.0.threads.2.repeat=20", "--set", "process.0.threads.3.repeat=20")
+         "--set", "process.0.threads.0.repeat=10", "--set", "process.0.threads.1.repeat=10",
+         "--set", "process.0.threads.2.repeat=10", "--set", "process.0.threads.3.repeat=10")
 
 
 def test_same_run_twice_is_identical(tmp_path):

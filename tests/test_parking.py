@@ -57,7 +57,9 @@ def test_catching_up_on_many_windows_of_log_equals_applying_each_in_turn():
     assert [caught_up.mm_gen_at.gen_at(0, t, 61) for t in (59, 30, 0, -1)] == [61, 32, 2, 1]
 
 
-SMALL_LLAMA = ["run", "--scenario", "llama-tiering", "--cpus", "64"] + \
+# The first 3 ms: model loading (I/O waits, so ranks sleep), reclaim and demotion.
+SMALL_LLAMA = ["run", "--scenario", "llama-tiering", "--cpus", "64",
+               "--set=scenario.duration_ns=3000000"] + \
     [f"--set=process.{i}.threads.0.{key}" for i in range(3) for key in ("repeat=1", "count=4")]
 
 
@@ -70,5 +72,6 @@ def test_sleeping_ranks_do_not_change_results(tmp_path):
     eight = run_json(8, tmp_path, *SMALL_LLAMA)["runs"][0]
     nodes = run_json(8, tmp_path, *SMALL_LLAMA, env={"EMU_RANKS_PER_NODE": "4"})["runs"][0]
     assert simulated_view(two) == simulated_view(eight) == simulated_view(nodes)
+    assert sum(two["per_cpu"]["tlb_shootdowns"]) > 0 and two["vmstat"]["pgdemote_kswapd"] > 0
     for run in (eight, nodes):      # ranks with threads did sleep through windows
         assert run["measured"]["rank_windows"]["min"] < run["measured"]["windows"]

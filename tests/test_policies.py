@@ -67,7 +67,7 @@ def test_migrate_writable_share_is_not_deferred(tmp_path):
 
 def test_user_unmaps_are_not_lazy_luf_equals_vanilla(tmp_path):
     runs = _compare(tmp_path, "munmap-storm", ["vanilla", "luf"], "--cpus", "8",
-                    "--set", "process.0.threads.0.repeat=8")
+                    "--set", "process.0.threads.0.repeat=3")
     assert ipis(runs["vanilla"]) > 0
     assert runs["luf"]["per_cpu"]["tlb_shootdowns"] == runs["vanilla"]["per_cpu"]["tlb_shootdowns"]
     assert runs["luf"]["policy_stats"]["pages_deferred"] == 0

@@ -162,6 +162,8 @@ def cmd_simulate(args, argv: list[str]) -> None:
             sys.stderr.write(f"emu: error: {exc}\n")
         sys.exit(2)
     try:
+        from emu import protocol as P
+        from emu.engine.sync import WindowSync
         from emu.results import results_document, write_json_atomic
         from emu.runner import Stopped, run_policy
 
@@ -181,17 +183,20 @@ def cmd_simulate(args, argv: list[str]) -> None:
             from emu.trace import TraceOptions
 
             trace_file = TraceFile(args.trace, trace[0], trace[1]) if rank == 0 else None
+        # every run's; closed collectively (a rank that fails aborts the job instead)
+        sync = WindowSync(MPI, comm, len(placement), P.PUB_SLOTS)
         for i, policy in enumerate(policies[run_index:], run_index):
             if plan:
                 plan.run_index = i
             resume = (doc or {}) if args.resume and i == run_index else None
-            run = run_policy(MPI, comm, sc, policy, ncpus, placement, args.debug_fail_rank,
-                             progress=not args.quiet,
+            run = run_policy(MPI, comm, sync, sc, policy, ncpus, placement,
+                             args.debug_fail_rank, progress=not args.quiet,
                              trace=TraceOptions(i + 1, trace[1], trace[2]) if trace else None,
                              trace_file=trace_file,
                              started_s=STARTED_S if i == run_index else None,
                              plan=plan, resume=resume)
             runs.append(run)
+        sync.close()
         if trace_file:
             trace_file.close()
         if rank == 0:
@@ -203,7 +208,8 @@ def cmd_simulate(args, argv: list[str]) -> None:
 
                 sys.stdout.write(render(doc, "report"))
                 sys.stdout.flush()
-    except Stopped as exc:
+    except Stopped as exc:          # on every rank, after the same checkpoint
+        sync.close()
         if rank == 0:
             sys.stderr.write(f"emu: stopped by a signal after saving a checkpoint at simulated "
                              f"{exc.args[0]:,} ns of run {plan.run_index + 1} "

@@ -18,7 +18,7 @@ from emu import protocol as P
 from emu.cpu.cpu import Cpu
 from emu.engine.collect import allgather_flag, gather_to_root
 from emu.engine.engine import Engine
-from emu.engine.sync import stop_on_signal
+from emu.engine.sync import WindowSync, stop_on_signal
 from emu.mm.layout import build_layout
 from emu.mm.replica import Replica
 from emu.progress import Progress
@@ -57,12 +57,13 @@ def place_threads(sc: dict, layout, ncpus: int) -> list[tuple]:
     return out
 
 
-def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int],
-               debug_fail_rank: int = -1, progress: bool = False,
+def run_policy(MPI, comm, sync: WindowSync, sc: dict, policy: str, ncpus: int,
+               placement: list[int], debug_fail_rank: int = -1, progress: bool = False,
                trace: TraceOptions | None = None, trace_file=None,
                started_s: float | None = None, plan: Plan | None = None,
                resume: dict | None = None) -> dict | None:
-    """Run `policy` on the scenario across all ranks; rank 0 returns the run's results
+    """Run `policy` on the scenario across all ranks, on the job's `sync` (a WindowSync
+    for `placement`'s components); rank 0 returns the run's results
     (and shows progress on stderr if `progress`, and writes the run's part of the
     timeline to `trace_file` if `trace` is given). Start-up is measured from `started_s`
     (time.perf_counter(); default: this call) to the first window. With a `plan`, save
@@ -77,7 +78,7 @@ def run_policy(MPI, comm, sc: dict, policy: str, ncpus: int, placement: list[int
     seed = sc["scenario"]["seed"]
     placed = place_threads(sc, layout, ncpus)
     coord_cid = ncpus
-    engine = Engine(MPI, comm, placement, sc["scenario"]["quantum_ns"], P.PUB_SLOTS,
+    engine = Engine(MPI, comm, sync, placement, sc["scenario"]["quantum_ns"],
                     P.MEASURED_KINDS, paced=frozenset({coord_cid}))
     busy = {cpu for *_, cpu in placed}
     dormant = {r for r in range(comm.Get_size()) if r != placement[ncpus]

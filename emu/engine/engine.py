@@ -33,7 +33,7 @@ from emu.engine.sync import ACTION, CHECKPOINT_AND_STOP, GO, HORIZON_MIN, START,
 class Engine:
     """Runs the components placed on this rank in lock-step windows with all other ranks."""
 
-    def __init__(self, MPI, comm, placement: list[int], quantum_ns: int, slots: int,
+    def __init__(self, MPI, comm, sync: WindowSync, placement: list[int], quantum_ns: int,
                  measured_kinds: frozenset = frozenset(), paced: frozenset = frozenset()):
         self.MPI = MPI
         self.comm = comm
@@ -45,8 +45,9 @@ class Engine:
         self.measured_kinds = measured_kinds    # event kinds whose wall latency is sampled
         self.components: list[Component] = []
         self.by_cid: dict[int, Component] = {}
-        self.sync = WindowSync(MPI, comm, len(placement), slots)
-        self.sync.place(placement)
+        self.sync = sync                        # the job's; this run begins on it
+        sync.begin_run()
+        sync.place(placement)
         self.epoch = 0
         self.pub = self.sync.published(1)       # what components read: last epoch's state
         self._local_pending: list[tuple] = []
@@ -212,7 +213,7 @@ class Engine:
         return min(end, stop_ns) if gmin < INF else end
 
     def close(self) -> None:
+        """The run's sends completed; the WindowSync stays, for the job's next run."""
         if self._requests:
             self.MPI.Request.Waitall([r for r, _ in self._requests])
             self._requests.clear()
-        self.sync.close()

@@ -115,7 +115,9 @@ def ranks_to_run(active: np.ndarray, incoming: np.ndarray, wake: np.ndarray,
 
 
 class WindowSync:
-    """The per-epoch barrier over shared memory (and leaders over MPI when multi-node)."""
+    """The per-epoch barrier over shared memory (and leaders over MPI when multi-node).
+    One serves every run of a job (begin_run): building one costs collectives of every
+    rank, seconds at 128 ranks on 2 cores, and so does freeing it."""
 
     def __init__(self, MPI, comm, n_components: int, slots_per_component: int):
         self.MPI = MPI
@@ -131,11 +133,7 @@ class WindowSync:
         self.leaders = comm.Split(0 if is_leader else MPI.UNDEFINED, self.rank) \
             if self.multi_node else MPI.COMM_NULL
         self.ncomp, self.k = n_components, slots_per_component
-        self.quantum = self.stop = 0    # the window length and the run's end (Engine.run)
-        self.republish = None   # (rows) -> None: published state after an idle window
-        self.checkpointing = False  # whether ranks save checkpoints (a signal stops)
-        self.checkpoint_every = 0   # simulated ns between them (0: only on a signal)
-        self.checkpoint_next = 0    # the window start at which the next one is due
+        self.runs = 0                   # runs begun on this WindowSync (begin_run)
 
         W, N, C, K, R = self.world, self.nsize, n_components, slots_per_component, RING_EPOCHS
         self._layout = {
@@ -168,23 +166,11 @@ class WindowSync:
         self.bwin = MPI.Win.Allocate_shared(RING_BYTES if is_leader else 0, 1, comm=self.node)
         bbuf, _ = self.bwin.Shared_query(0)
         self.ring = np.ndarray(buffer=bbuf, dtype=np.uint8, shape=(RING_BYTES,))
-        self.ring_head = 0                   # leaders: where the next blob goes (absolute)
-        self._outgoing = b""                 # root: this epoch's blob, put in at the barrier
-        self.read_epoch = -1                 # the last epoch whose blob this rank read
-        if is_leader:
-            arr[:] = 0
-            self.woke[0] = -1
-            self.term[0] = int(_stop_asked[0])
+        self._shared = arr
+        self._clear_shared()
         ids = np.zeros((N, 2), dtype=np.int64)
         self.node.Allgather(np.array([self.rank, os.getpid()], dtype=np.int64), ids)
         self.node_ranks = ids[:, 0].tolist()
-        # the leader's view of its node: who takes part, who sleeps through windows
-        self.active = np.ones(N, dtype=bool)   # dormant ranks never take part
-        self.parked = np.zeros(N, dtype=bool)
-        self.last_woken = np.zeros(N, dtype=np.int64)   # epoch whose barrier woke it last
-        self.read_pos = np.zeros(N, dtype=np.int64)     # ring position it has read up to
-        self.node_cids: list[int] = []   # components placed on this node (see place)
-        self.rank_cids: list[list[int]] = [[] for _ in range(N)]
         self.pipe_dir = self._node_directory()
         self.live = Liveness(self.node_ranks, ids[:, 1].tolist(), self.nrank,
                              os.path.join(self.pipe_dir, "lost"))
@@ -193,6 +179,45 @@ class WindowSync:
         self.bwin.Lock_all()
         self.win.Sync()
         self._node_barrier()
+
+    def _clear_shared(self) -> None:
+        """The leader zeroes the node's shared state (`arrive` counts from zero)."""
+        if self.nrank == 0:
+            self._shared[:] = 0
+            self.woke[0] = -1
+            self.term[0] = int(_stop_asked[0])
+
+    def begin_run(self) -> None:
+        """Start a run: a fresh run's state, on this node's shared memory and pipes too
+        when an earlier run used them. The first barrier waits for every rank of the
+        node to leave that run, after which only the leader's end-of-run wake-ups of
+        dormant ranks can be left in a pipe (a dormant rank that saw the flag first
+        left without reading its byte): each rank empties its own."""
+        if self.runs:
+            self._node_barrier()
+            while select.select([self.rfd], [], [], 0)[0]:
+                os.read(self.rfd, 4096)
+            self._clear_shared()
+            self.win.Sync()
+            self._node_barrier()
+            self.win.Sync()
+        self.runs += 1
+        N = self.nsize
+        self.quantum = self.stop = 0    # the window length and the run's end (Engine.run)
+        self.republish = None   # (rows) -> None: published state after an idle window
+        self.checkpointing = False  # whether ranks save checkpoints (a signal stops)
+        self.checkpoint_every = 0   # simulated ns between them (0: only on a signal)
+        self.checkpoint_next = 0    # the window start at which the next one is due
+        self.ring_head = 0                   # leaders: where the next blob goes (absolute)
+        self._outgoing = b""                 # root: this epoch's blob, put in at the barrier
+        self.read_epoch = -1                 # the last epoch whose blob this rank read
+        # the leader's view of its node: who takes part, who sleeps through windows
+        self.active = np.ones(N, dtype=bool)   # dormant ranks never take part
+        self.parked = np.zeros(N, dtype=bool)
+        self.last_woken = np.zeros(N, dtype=np.int64)   # epoch whose barrier woke it last
+        self.read_pos = np.zeros(N, dtype=np.int64)     # ring position it has read up to
+        self.node_cids: list[int] = []   # components placed on this node (see place)
+        self.rank_cids: list[list[int]] = [[] for _ in range(N)]
 
     def place(self, placement: list[int]) -> None:
         """Which components live on which rank of this node (component id -> world rank)."""

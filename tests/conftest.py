@@ -99,15 +99,18 @@ def other_mpi_or_skip(mpi: Mpi) -> Mpi:
     return found
 
 
-def launch_command(mpi: Mpi, ranks: int, *args: str, options: tuple = ()) -> list[str]:
-    return [mpi.mpiexec, *mpi.options, *options, "-n", str(ranks), sys.executable, "-m", "emu",
+def launch_command(mpi: Mpi, ranks: int, *args: str, options: tuple = (),
+                   program: tuple = ("-m", "emu")) -> list[str]:
+    return [mpi.mpiexec, *mpi.options, *options, "-n", str(ranks), sys.executable, *program,
             *args]
 
 
 def run_emu(ranks: int, *args: str, timeout: float = 240, env: dict | None = None,
-            check: bool = True, mpi: Mpi | None = None) -> subprocess.CompletedProcess:
+            check: bool = True, mpi: Mpi | None = None,
+            program: tuple = ("-m", "emu")) -> subprocess.CompletedProcess:
+    """`program` (default emu) on `ranks` ranks, killed with its process group on timeout."""
     mpi = mpi or selected_mpi()
-    cmd = launch_command(mpi, ranks, *args)
+    cmd = launch_command(mpi, ranks, *args, program=program)
     full_env = dict(os.environ, **mpi.env, **(env or {}))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env=full_env, cwd=ROOT)

@@ -3,9 +3,10 @@
 `ideal` sends IPIs only to CPUs that really cache a frame, at the last safe moment, so
 no safe policy sends fewer; vanilla, luf and ideal are safe (the oracle finds nothing);
 `unsafe` is caught. How luf compares with vanilla is an outcome, not a property, and is
-not asserted. Each LUF flush point but `not_freed` (docs/luf.md: its hole was not reached in a
-small scenario) has a small scenario that only it makes safe: run with that point
-switched off (the test-only `kernel.luf_test_disable`), the oracle must find violations.
+not asserted. LUF's flush points, with the test-only `kernel.luf_test_disable`: fault,
+take-off, write_begin and tlb_end_vma each have a small scenario that only they make
+safe (switched off, the oracle must find violations); the switch flush is not needed
+alone and its test checks what it does; not_freed has none (docs/luf.md says why).
 """
 
 import pytest

@@ -31,10 +31,9 @@ def test_runs_of_a_job_share_its_window_sync_without_leaking_state(tmp_path):
     """A job builds one WindowSync and every run begins on it (begin_run): a run after
     others gives what it gives alone, on two fake nodes (leaders exchanging too)."""
     env = {"EMU_RANKS_PER_NODE": "2"}
-    job = run_json(4, tmp_path, "compare", *STORM[1:], "--policies", "vanilla,luf,vanilla",
+    job = run_json(4, tmp_path, "compare", *STORM[1:], "--policies", "vanilla,luf",
                    env=env)["runs"]
     alone = run_json(4, tmp_path, *STORM, "--policy", "luf", env=env)["runs"][0]
-    assert simulated_view(job[0]) == simulated_view(job[2])
     assert simulated_view(job[1]) == simulated_view(alone)
 
 

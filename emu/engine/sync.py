@@ -143,11 +143,14 @@ class WindowSync:
             "term": 1,
         }
         total = sum(self._layout.values())
-        itemsize = 8
-        self.win = MPI.Win.Allocate_shared(total * itemsize if is_leader else 0, itemsize,
+        # one window for the int64 state and, after it, the ring of blobs: each window
+        # costs a collective of the node at start-up and at the end
+        self.win = MPI.Win.Allocate_shared(total * 8 + RING_BYTES if is_leader else 0, 1,
                                            comm=self.node)
         buf, _ = self.win.Shared_query(0)
         arr = np.ndarray(buffer=buf, dtype=np.int64, shape=(total,))
+        self.ring = np.ndarray(buffer=buf, dtype=np.uint8, shape=(RING_BYTES,),
+                               offset=total * 8)
         views, off = {}, 0
         for name, size in self._layout.items():
             views[name] = arr[off:off + size]
@@ -163,9 +166,6 @@ class WindowSync:
         self.ring_start, self.ring_end = views["ring_start"], views["ring_end"]
         self.woke = views["woke"]            # the epoch whose barrier last woke ranks
         self.wake_n, self.wake_list = views["wake_n"], views["wake_list"]
-        self.bwin = MPI.Win.Allocate_shared(RING_BYTES if is_leader else 0, 1, comm=self.node)
-        bbuf, _ = self.bwin.Shared_query(0)
-        self.ring = np.ndarray(buffer=bbuf, dtype=np.uint8, shape=(RING_BYTES,))
         self._shared = arr
         self._clear_shared()
         ids = np.zeros((N, 2), dtype=np.int64)
@@ -179,7 +179,6 @@ class WindowSync:
         # without it MPICH's Lock_all talks to every rank of the node, which at 128
         # ranks put ~26 MB of shared-memory cells into every rank's RSS (performance.md)
         self.win.Lock_all(MPI.MODE_NOCHECK)
-        self.bwin.Lock_all(MPI.MODE_NOCHECK)
         self.win.Sync()
         self._node_barrier()
 
@@ -335,7 +334,6 @@ class WindowSync:
         whose barrier woke it (later than `epoch` if it was parked), the messages to
         expect in that epoch, and what every rank learns (START, HORIZON_MIN, ACTION)."""
         self.win.Sync()
-        self.bwin.Sync()
         self.arrive[self.nrank] = epoch + 1     # shared memory starts zeroed
         self.win.Sync()
         if self.nrank == 0:
@@ -348,7 +346,6 @@ class WindowSync:
             order = self.wake_list[:int(self.wake_n[0])].tolist()
             self._wake(self._children(order, order.index(self.nrank) + 1))
             self.win.Sync()
-            self.bwin.Sync()
         p = woke & 1
         expected = self.res_counts[p, self.rank] if self.multi_node else \
             self.counts[p, :, self.rank].sum()
@@ -405,7 +402,6 @@ class WindowSync:
         self.wake_n[0] = len(order)
         self.woke[0] = epoch
         self.win.Sync()
-        self.bwin.Sync()
         self._wake(self._children(order.tolist(), 0))
 
     def _action(self, gmin: int, term: int) -> int:
@@ -513,9 +509,7 @@ class WindowSync:
 
             shutil.rmtree(self.pipe_dir, ignore_errors=True)
         self.win.Unlock_all()
-        self.bwin.Unlock_all()
         self.win.Free()
-        self.bwin.Free()
         if self.leaders != self.MPI.COMM_NULL:
             self.leaders.Free()
         self.node.Free()

@@ -10,6 +10,9 @@ whether it is within the tolerance (runtime 2%, counts 5%). `--seeds` also runs 
 finest quantum with other seeds: how far the seed alone moves the same numbers, the
 noise a deviation should be read against. Results are deterministic for a given
 quantum, so one run per cell is enough. It takes about 10 minutes on 2 cores.
+`--mean-seeds 1,2,3,4,5` runs every quantum with each of those seeds and compares the
+means: where a count moves with the seed as much as with the quantum (a chaotic
+system), the question is whether its expected value depends on the window.
 """
 
 import argparse
@@ -50,6 +53,18 @@ def run(ranks: int, scenario: str, quantum: int, seed: int, out: Path) -> dict:
                           "windows": r["measured"]["windows"]} for r in runs}
 
 
+def mean(results: list[dict]) -> dict:
+    """{policy: {metric: mean over the runs}} (the value itself for one run)."""
+    if len(results) == 1:
+        return results[0]
+    return {policy: {m: sum(r[policy][m] for r in results) / len(results)
+                     for m in results[0][policy]} for policy in results[0]}
+
+
+def number(v: float) -> str:
+    return f"{v:,}" if isinstance(v, int) else f"{v:,.1f}"
+
+
 def deviation(value: float, ref: float) -> float:
     return (value - ref) / ref if ref else (0.0 if value == ref else float("inf"))
 
@@ -59,15 +74,19 @@ def main() -> None:
     ap.add_argument("--ranks", type=int, default=4)
     ap.add_argument("--quanta", default="10000,2000,500", help="the last is the reference")
     ap.add_argument("--seeds", default="", help="other seeds, run at the reference quantum")
+    ap.add_argument("--mean-seeds", default="1",
+                    help="seeds run at every quantum; each cell is their mean")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     quanta = [int(q) for q in args.quanta.split(",")]
     seeds = [int(s) for s in args.seeds.split(",") if s]
+    mean_seeds = [int(s) for s in args.mean_seeds.split(",")]
     table = []
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in args.scenarios.split(","):
-            by_q = {q: run(args.ranks, scenario, q, 1, Path(tmp) / "r.json") for q in quanta}
+            by_q = {q: mean([run(args.ranks, scenario, q, seed, Path(tmp) / "r.json")
+                             for seed in mean_seeds]) for q in quanta}
             by_seed = {s: run(args.ranks, scenario, quanta[-1], s, Path(tmp) / "r.json")
                        for s in seeds}
             for policy in by_q[quanta[-1]]:
@@ -85,18 +104,20 @@ def main() -> None:
                 table.append({"scenario": scenario, "policy": policy, "metric": "windows",
                               "values": [by_q[q][policy]["windows"] for q in quanta]})
     print(f"quanta (ns): {', '.join(map(str, quanta))}; reference {quanta[-1]}"
+          + (f"; each the mean of seeds {args.mean_seeds}" if len(mean_seeds) > 1 else "")
           + (f"; seeds {args.seeds} at the reference" if seeds else ""))
     for row in table:
-        values = " / ".join(f"{v:,}" for v in row["values"])
+        values = " / ".join(map(number, row["values"]))
         line = f"{row['scenario']:14} {row['policy']:8} {row['metric']:20} {values}"
         if "within" in row:
             line += f"  max {row['max_deviation']:.1%} {'ok' if row['within'] else 'NOT within'}"
             if row["seed_values"]:
-                line += f"  (seeds: {' / '.join(f'{v:,}' for v in row['seed_values'])},"
+                line += f"  (seeds: {' / '.join(map(number, row['seed_values']))},"
                 line += f" max {row['seed_max_deviation']:.1%})"
         print(line)
     if args.json:
-        args.json.write_text(json.dumps({"quanta": quanta, "seeds": seeds, "rows": table},
+        args.json.write_text(json.dumps({"quanta": quanta, "seeds": seeds,
+                                         "mean_seeds": mean_seeds, "rows": table},
                                         indent=1) + "\n")
 
 

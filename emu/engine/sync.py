@@ -175,9 +175,9 @@ class WindowSync:
         self.live = Liveness(self.node_ranks, ids[:, 1].tolist(), self.nrank,
                              os.path.join(self.pipe_dir, "lost"))
         self._open_pipes()
-        # NOCHECK: nobody ever takes an exclusive lock, so no lock messages are needed;
-        # without it MPICH's Lock_all talks to every rank of the node, which at 128
-        # ranks put ~26 MB of shared-memory cells into every rank's RSS (performance.md)
+        # NOCHECK: nobody ever takes an exclusive lock, so no lock is needed at the
+        # targets; without it MPICH's Lock_all put ~26 MB of shared-memory cells into
+        # every rank's RSS at 128 ranks (performance.md)
         self.win.Lock_all(MPI.MODE_NOCHECK)
         self.win.Sync()
         self._node_barrier()

@@ -27,7 +27,7 @@ import numpy as np
 
 from emu.engine import wire
 from emu.engine.component import INF, Component
-from emu.engine.sync import ACTION, CHECKPOINT_AND_STOP, GO, HORIZON_MIN, START, WindowSync
+from emu.engine.sync import ACTION, CHECKPOINT_AND_STOP, GO, HORIZON_MIN, PACED_MIN, START, WindowSync
 
 
 class Engine:
@@ -54,6 +54,8 @@ class Engine:
         self._sent = np.zeros(comm.Get_size(), dtype=np.int64)
         self._sent_min_ts = INF
         self._sent_min_unpaced = INF
+        self._sent_min_paced = INF
+        self.paced_min = 0
         self._requests: list = []
         self._received = 0
         self.blob_source = None                  # root rank: callable -> bytes
@@ -90,6 +92,8 @@ class Engine:
         self._sent_min_ts = min(self._sent_min_ts, event[0])
         if dst not in self.paced:
             self._sent_min_unpaced = min(self._sent_min_unpaced, event[0])
+        else:
+            self._sent_min_paced = min(self._sent_min_paced, event[0])
         self.stats["mpi_messages"] += 1
         self.stats["mpi_bytes"] += len(data)
 
@@ -143,15 +147,17 @@ class Engine:
         own_next = min([t for t, _ in own], default=INF)
         own_unpaced = min([t for t, c in own if c.cid not in self.paced], default=INF)
         wake = min([c.wake_time(t) for t, c in own], default=INF)
+        own_paced = min([t for t, c in own if c.cid in self.paced], default=INF)
         self.sync.write_row(e, self._sent, (min(own_next, self._sent_min_ts),
                                             min(own_unpaced, self._sent_min_unpaced),
-                                            own_next, own_unpaced, wake))
+                                            own_next, own_unpaced, wake,
+                                            min(own_paced, self._sent_min_paced)))
         e, expected, learnt = self.sync.barrier(e, self._drain, self._complete_sends)
         self.epoch = e                      # later than before if this rank was parked
         self.sync.wait(lambda: self._received >= expected, lambda: self._drain(True))
         self._received -= expected
         self._sent[:] = 0
-        self._sent_min_ts = self._sent_min_unpaced = INF
+        self._sent_min_ts = self._sent_min_unpaced = self._sent_min_paced = INF
         if self.blob_sinks:
             blob = self.sync.read_blobs(e)
             for sink in self.blob_sinks:
@@ -159,6 +165,7 @@ class Engine:
         self.pub = self.sync.published(e)
         self.stats["windows"] += 1
         self.horizon = int(learnt[HORIZON_MIN])
+        self.paced_min = int(learnt[PACED_MIN])
         self.action = int(learnt[ACTION])
         return int(learnt[START])
 
@@ -207,8 +214,9 @@ class Engine:
                 self.journal.window(self.epoch, start, end, self.horizon, self.pub)
             if self.on_window is not None:
                 self.on_window(start)
+            cpu_end = min(end, self.paced_min + 1)
             for c in self.components:
-                c.run_window(start, end)
+                c.run_window(start, end if c.cid in self.paced else cpu_end)
             gmin = self._synchronise()
         return min(end, stop_ns) if gmin < INF else end
 

@@ -58,10 +58,10 @@ RING_BYTES = 16 << 20  # the ring of blobs that parked ranks read when they wake
 RING_EPOCHS = 1 << 12  # epochs whose blob positions the ring remembers
 REWIND_BYTES = 1 << 20  # past this, every rank runs a window so that the ring can start
                       # over: each rank touches only this much of it (RSS counts it)
-NEXT, HORIZON, OWN_NEXT, OWN_HORIZON, WAKE = range(5)   # columns of a rank's time row
+NEXT, HORIZON, OWN_NEXT, OWN_HORIZON, WAKE, PACED = range(6)   # columns of a rank's time row
 CARRIED = [OWN_NEXT, OWN_HORIZON, OWN_NEXT, OWN_HORIZON, WAKE]  # a parked rank's row: its
                       # own times stand; what it sent was delivered when it last ran
-START, HORIZON_MIN, ACTION = range(3)   # what every rank learns at a barrier
+START, HORIZON_MIN, ACTION, PACED_MIN = range(4)   # what every rank learns at a barrier
 GO, CHECKPOINT, CHECKPOINT_AND_STOP = range(3)   # ACTION after the barrier
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)   # a batch system's time limit; SIGUSR1
                       # is what launchers pass on to the ranks (Open MPI's mpirun ends the
@@ -137,8 +137,8 @@ class WindowSync:
 
         W, N, C, K, R = self.world, self.nsize, n_components, slots_per_component, RING_EPOCHS
         self._layout = {
-            "arrive": N, "finished": 1, "next": 2 * N * 5, "counts": 2 * N * W,
-            "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2 * 3,
+            "arrive": N, "finished": 1, "next": 2 * N * 6, "counts": 2 * N * W,
+            "pub": 2 * C * K, "res_counts": 2 * W, "res_next": 2 * 4,
             "ring_start": R, "ring_end": R, "woke": 1, "wake_n": 1, "wake_list": N,
             "term": 1,
         }
@@ -157,11 +157,11 @@ class WindowSync:
             off += size
         self.arrive = views["arrive"]
         self.finished = views["finished"]
-        self.next = views["next"].reshape(2, N, 5)
+        self.next = views["next"].reshape(2, N, 6)
         self.counts = views["counts"].reshape(2, N, W)
         self.pub = views["pub"].reshape(2, C, K)
         self.res_counts = views["res_counts"].reshape(2, W)
-        self.res_next = views["res_next"].reshape(2, 3)
+        self.res_next = views["res_next"].reshape(2, 4)
         self.term = views["term"]            # a rank of this node got a stop signal
         self.ring_start, self.ring_end = views["ring_start"], views["ring_end"]
         self.woke = views["woke"]            # the epoch whose barrier last woke ranks
@@ -360,7 +360,8 @@ class WindowSync:
         p = epoch & 1
         parked = np.flatnonzero(self.parked)
         if len(parked):       # nothing changed on them: carry their own times and state
-            self.next[p, parked] = self.next[1 - p, parked][:, CARRIED]
+            self.next[p, parked, :5] = self.next[1 - p, parked][:, CARRIED]
+            self.next[p, parked, PACED] = 1 << 62
             self.counts[p, parked] = 0
             cids = [c for r in parked for c in self.rank_cids[r]]
             rows = self.pub[1 - p, cids]
@@ -379,6 +380,7 @@ class WindowSync:
             incoming = self.res_counts[p, self.node_ranks]
         else:
             self.res_next[p, :2] = self.next[p, self.active, :2].min(axis=0)
+            self.res_next[p, PACED_MIN] = self.next[p, self.active, PACED].min()
             incoming = self.counts[p].sum(axis=0)[self.node_ranks]
         if not self.parked.any() and self.ring_head % RING_BYTES:
             # every rank arrived after reading all there was: start the ring over

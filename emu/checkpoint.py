@@ -28,7 +28,7 @@ from emu.engine.collect import bcast_from_root, scatter_from_root, stream_to_roo
 from emu.errors import EmuError
 from emu.results import write_atomic
 
-MAGIC = b"emu-checkpoint/1\n"
+MAGIC = b"emu-checkpoint/2\n"
 SIMULATION_OPTIONS = ("--scenario", "--set", "--seed", "--cpus", "--quantum-ns", "--policy",
                       "--policies")
 
@@ -97,8 +97,8 @@ def distribute(MPI, comm, doc: dict | None, placement: list[int]) -> tuple[dict,
     parts = None
     if doc is not None:
         b = doc["boundary"]
-        common = {k: b[k] for k in ("epoch", "start", "horizon", "checkpoint_next", "pub",
-                                    "replica")}
+        common = {k: b[k] for k in ("epoch", "start", "horizon", "paced_min",
+                                    "checkpoint_next", "pub", "replica")}
         parts = {r: {} for r in range(comm.Get_size())}
         for cid, data in doc["cpus"].items():
             parts[placement[cid]][cid] = data

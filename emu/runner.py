@@ -194,6 +194,7 @@ def _plan_checkpoints(MPI, comm, engine: Engine, plan: Plan, cpus: list,
         boundary = None
         if coord is not None:
             boundary = {"epoch": epoch, "start": start, "horizon": engine.horizon,
+                        "paced_min": engine.paced_min,
                         "checkpoint_next": engine.sync.checkpoint_next,
                         "pub": engine.pub.copy(), "replica": coord.k.R.arrays,
                         "journal": engine.journal.state()}

@@ -14,7 +14,12 @@ that window (sync.py): its run of it would change nothing.
 A *paced* component (the coordinator) runs only up to the horizon: the earliest time at
 which any unpaced component (a CPU) could act, as known at the window's start. Nothing
 a CPU sends during the window can then be older than what the coordinator has done, so
-the kernel sees every CPU's requests in simulated-time order.
+the kernel sees every CPU's requests in simulated-time order. The other way round, the
+unpaced components run only to 1 ns past the paced ones' earliest pending work (their
+own events, and what was sent to them), as known at the window's start: whatever the
+kernel does in a window happens at or after that time, so its IPIs, replies and
+page-table changes reach a CPU before the CPU has run past them, at most by the step
+it is in.
 
 At a boundary the leaders mark for a checkpoint, `on_checkpoint` runs on every rank that
 takes part; a journal records the inputs of components that are saved by replaying
@@ -55,7 +60,7 @@ class Engine:
         self._sent_min_ts = INF
         self._sent_min_unpaced = INF
         self._sent_min_paced = INF
-        self.paced_min = 0
+        self.paced_min = 0                      # earliest pending work of a paced one
         self._requests: list = []
         self._received = 0
         self.blob_source = None                  # root rank: callable -> bytes
@@ -196,6 +201,7 @@ class Engine:
             gmin = self._synchronise()      # epoch 0: initial publication, no simulation
         else:
             self.epoch, gmin, self.horizon = resume["epoch"], resume["start"], resume["horizon"]
+            self.paced_min = resume["paced_min"]
             self.sync.resume_at(self.epoch, resume["pub"])
             self.pub = self.sync.published(self.epoch)
         end = 0
@@ -214,9 +220,9 @@ class Engine:
                 self.journal.window(self.epoch, start, end, self.horizon, self.pub)
             if self.on_window is not None:
                 self.on_window(start)
-            cpu_end = min(end, self.paced_min + 1)
+            unpaced_end = min(end, self.paced_min + 1)    # see the module's docstring
             for c in self.components:
-                c.run_window(start, end if c.cid in self.paced else cpu_end)
+                c.run_window(start, end if c.cid in self.paced else unpaced_end)
             gmin = self._synchronise()
         return min(end, stop_ns) if gmin < INF else end
 

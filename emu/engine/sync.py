@@ -13,7 +13,8 @@ Per epoch every rank publishes: how many messages it sent to each rank (so recei
 know when all have arrived), the earliest time it has work and the earliest time an
 unpaced component (a CPU) can act (the window start and the paced coordinator's
 horizon), the same two for its own components alone, the earliest time it must run a
-window (its wake time), each local component's published state slots, and, from the
+window (its wake time), the earliest pending work of its paced components (how far the
+CPUs may run), each local component's published state slots, and, from the
 root rank only, a broadcast blob (the coordinator's page-table change log). Buffers
 alternate by epoch parity: a rank can be at most one epoch ahead of the slowest, so two
 suffice.
@@ -44,6 +45,7 @@ import time
 
 import numpy as np
 
+from emu.engine.component import INF
 from emu.engine.liveness import CHECK_PERIOD_S, Liveness
 
 NAP_S = 2e-4          # longest sleep between polls
@@ -59,7 +61,7 @@ RING_EPOCHS = 1 << 12  # epochs whose blob positions the ring remembers
 REWIND_BYTES = 1 << 20  # past this, every rank runs a window so that the ring can start
                       # over: each rank touches only this much of it (RSS counts it)
 NEXT, HORIZON, OWN_NEXT, OWN_HORIZON, WAKE, PACED = range(6)   # columns of a rank's time row
-CARRIED = [OWN_NEXT, OWN_HORIZON, OWN_NEXT, OWN_HORIZON, WAKE]  # a parked rank's row: its
+CARRIED = [OWN_NEXT, OWN_HORIZON, OWN_NEXT, OWN_HORIZON, WAKE, PACED]  # a parked rank's row: its
                       # own times stand; what it sent was delivered when it last ran
 START, HORIZON_MIN, ACTION, PACED_MIN = range(4)   # what every rank learns at a barrier
 GO, CHECKPOINT, CHECKPOINT_AND_STOP = range(3)   # ACTION after the barrier
@@ -332,7 +334,8 @@ class WindowSync:
     def barrier(self, epoch: int, drain, push) -> tuple[int, int, np.ndarray]:
         """Arrive at epoch `epoch` and sleep until this rank has work. Return the epoch
         whose barrier woke it (later than `epoch` if it was parked), the messages to
-        expect in that epoch, and what every rank learns (START, HORIZON_MIN, ACTION)."""
+        expect in that epoch, and what every rank learns (START, HORIZON_MIN, ACTION,
+        PACED_MIN)."""
         self.win.Sync()
         self.arrive[self.nrank] = epoch + 1     # shared memory starts zeroed
         self.win.Sync()
@@ -360,8 +363,8 @@ class WindowSync:
         p = epoch & 1
         parked = np.flatnonzero(self.parked)
         if len(parked):       # nothing changed on them: carry their own times and state
-            self.next[p, parked, :5] = self.next[1 - p, parked][:, CARRIED]
-            self.next[p, parked, PACED] = 1 << 62
+            self.next[p, parked] = self.next[1 - p, parked][:, CARRIED]
+            self.next[p, parked, PACED] = INF    # no kernel there; its sends were delivered
             self.counts[p, parked] = 0
             cids = [c for r in parked for c in self.rank_cids[r]]
             rows = self.pub[1 - p, cids]
@@ -436,7 +439,8 @@ class WindowSync:
         blob_n = len(self._outgoing)
         summed = np.concatenate([self.counts[p].sum(axis=0), mine.ravel(), [blob_n]])
         total = np.empty_like(summed)
-        nxt = np.append(self.next[p, self.active, :2].min(axis=0), -term)
+        times = self.next[p, self.active][:, [NEXT, HORIZON, PACED]].min(axis=0)
+        nxt = np.append(times, -term)
         gmin = np.empty_like(nxt)
         reqs = [self.leaders.Iallreduce(summed, total, op=MPI.SUM),
                 self.leaders.Iallreduce(nxt, gmin, op=MPI.MIN)]
@@ -445,6 +449,7 @@ class WindowSync:
         self.res_counts[p, :] = total[:W]
         self.pub[p].ravel()[:] = total[W:W + self.pub[p].size]
         self.res_next[p, :2] = gmin[:2]
+        self.res_next[p, PACED_MIN] = gmin[2]
         n = int(total[-1])
         if n:
             data = np.frombuffer(self._outgoing, np.uint8).copy() if self.rank == 0 \
@@ -452,7 +457,7 @@ class WindowSync:
             req = self.leaders.Ibcast(data, root=0)
             self.wait(req.Test, on_idle)
             self._outgoing = data
-        return int(-gmin[2])
+        return int(-gmin[3])
 
     def resume_at(self, epoch: int, pub: np.ndarray) -> None:
         """Continue after `epoch`'s barrier, as a checkpoint taken there left it: its

@@ -61,9 +61,12 @@ RING_EPOCHS = 1 << 12  # epochs whose blob positions the ring remembers
 REWIND_BYTES = 1 << 20  # past this, every rank runs a window so that the ring can start
                       # over: each rank touches only this much of it (RSS counts it)
 NEXT, HORIZON, OWN_NEXT, OWN_HORIZON, WAKE, PACED = range(6)   # columns of a rank's time row
-CARRIED = [OWN_NEXT, OWN_HORIZON, OWN_NEXT, OWN_HORIZON, WAKE, PACED]  # a parked rank's row: its
-                      # own times stand; what it sent was delivered when it last ran
+CARRIED = [OWN_NEXT, OWN_HORIZON, OWN_NEXT, OWN_HORIZON, WAKE]  # a parked rank's row: its
+                      # own times stand; what it sent was delivered when it last ran, and
+                      # it has no paced component (the coordinator is on rank 0, the
+                      # leader of its node, which always runs): PACED is INF
 START, HORIZON_MIN, ACTION, PACED_MIN = range(4)   # what every rank learns at a barrier
+MINIMA = ([NEXT, HORIZON, PACED], [START, HORIZON_MIN, PACED_MIN])   # rows' columns -> those
 GO, CHECKPOINT, CHECKPOINT_AND_STOP = range(3)   # ACTION after the barrier
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)   # a batch system's time limit; SIGUSR1
                       # is what launchers pass on to the ranks (Open MPI's mpirun ends the
@@ -363,8 +366,8 @@ class WindowSync:
         p = epoch & 1
         parked = np.flatnonzero(self.parked)
         if len(parked):       # nothing changed on them: carry their own times and state
-            self.next[p, parked] = self.next[1 - p, parked][:, CARRIED]
-            self.next[p, parked, PACED] = INF    # no kernel there; its sends were delivered
+            self.next[p, parked, :PACED] = self.next[1 - p, parked][:, CARRIED]
+            self.next[p, parked, PACED] = INF
             self.counts[p, parked] = 0
             cids = [c for r in parked for c in self.rank_cids[r]]
             rows = self.pub[1 - p, cids]
@@ -378,12 +381,12 @@ class WindowSync:
 
         self.wait(all_arrived, drain)
         term = int(self.term[0])                # all_arrived has just synced the window
+        minima = self.next[p, self.active][:, MINIMA[0]].min(axis=0)
         if self.multi_node:
-            term = self._leader_exchange(epoch, drain, term)
+            term = self._leader_exchange(epoch, drain, term, minima)
             incoming = self.res_counts[p, self.node_ranks]
         else:
-            self.res_next[p, :2] = self.next[p, self.active, :2].min(axis=0)
-            self.res_next[p, PACED_MIN] = self.next[p, self.active, PACED].min()
+            self.res_next[p, MINIMA[1]] = minima
             incoming = self.counts[p].sum(axis=0)[self.node_ranks]
         if not self.parked.any() and self.ring_head % RING_BYTES:
             # every rank arrived after reading all there was: start the ring over
@@ -430,17 +433,16 @@ class WindowSync:
         coordinator) is the rank everyone waits for."""
         return order[pos * WAKE_FANOUT:(pos + 1) * WAKE_FANOUT]
 
-    def _leader_exchange(self, epoch: int, on_idle, term: int) -> int:
-        """Node leaders combine counts, published state, times, stop flags and the
-        root's blob over MPI; return the combined flag."""
+    def _leader_exchange(self, epoch: int, on_idle, term: int, minima: np.ndarray) -> int:
+        """Node leaders combine counts, published state, the node's `minima` (MINIMA),
+        stop flags and the root's blob over MPI; return the combined flag."""
         MPI, p = self.MPI, epoch & 1
         mine = np.zeros_like(self.pub[p])
         mine[self.node_cids] = self.pub[p][self.node_cids]
         blob_n = len(self._outgoing)
         summed = np.concatenate([self.counts[p].sum(axis=0), mine.ravel(), [blob_n]])
         total = np.empty_like(summed)
-        times = self.next[p, self.active][:, [NEXT, HORIZON, PACED]].min(axis=0)
-        nxt = np.append(times, -term)
+        nxt = np.append(minima, -term)
         gmin = np.empty_like(nxt)
         reqs = [self.leaders.Iallreduce(summed, total, op=MPI.SUM),
                 self.leaders.Iallreduce(nxt, gmin, op=MPI.MIN)]
@@ -448,8 +450,7 @@ class WindowSync:
         W = self.world
         self.res_counts[p, :] = total[:W]
         self.pub[p].ravel()[:] = total[W:W + self.pub[p].size]
-        self.res_next[p, :2] = gmin[:2]
-        self.res_next[p, PACED_MIN] = gmin[2]
+        self.res_next[p, MINIMA[1]] = gmin[:-1]
         n = int(total[-1])
         if n:
             data = np.frombuffer(self._outgoing, np.uint8).copy() if self.rank == 0 \
@@ -457,7 +458,7 @@ class WindowSync:
             req = self.leaders.Ibcast(data, root=0)
             self.wait(req.Test, on_idle)
             self._outgoing = data
-        return int(-gmin[3])
+        return int(-gmin[-1])
 
     def resume_at(self, epoch: int, pub: np.ndarray) -> None:
         """Continue after `epoch`'s barrier, as a checkpoint taken there left it: its

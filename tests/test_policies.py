@@ -4,9 +4,9 @@
 no safe policy sends fewer; vanilla, luf and ideal are safe (the oracle finds nothing);
 `unsafe` is caught. How luf compares with vanilla is an outcome, not a property, and is
 not asserted. LUF's flush points, with the test-only `kernel.luf_test_disable`: fault,
-take-off, write_begin and tlb_end_vma each have a small scenario that only they make
-safe (switched off, the oracle must find violations); the switch flush is not needed
-alone and its test checks what it does; not_freed has none (docs/luf.md says why).
+take-off, write_begin, tlb_end_vma and not_freed each have a small scenario that only
+they make safe (switched off, the oracle must find violations); the switch flush is not
+needed alone and its test checks what it does.
 """
 
 import pytest
@@ -181,4 +181,32 @@ def test_tlb_end_vma_flush_alone_closes_kernel_reuse_for_another_mapper(tmp_path
     assert safe["oracle"]["violations"] == 0
     assert safe["policy_stats"]["flush_tlb_end_vma"] >= 1
     run = _luf_without(tmp_path, str(path), "takeoff,switch,tlb_end_vma")
+    assert run["oracle"]["by_kind"]["reallocated-frame"] > 0
+
+
+def test_not_freed_flush_alone_closes_a_dirty_folio_kept_by_reclaim(tmp_path):
+    """luf_flush(fold_unmap_luf()) on shrink_folio_list()'s keep paths (patch 24). The
+    reader's file pages are dirtied by write() before the pageout, so reclaim unmaps them
+    (read-only: deferred) and keeps them for writeback. kswapd frees them later with no
+    PTE left to unmap, so with no key, and the kernel allocation reuses the frames: with
+    the switch flush off (above), only the keep path's flush reaches the reader first;
+    off as well, the oracle sees the reallocated frames."""
+    from emu.scenario.load import BUILTIN
+    text = (BUILTIN / "hazard-kernel-reuse.toml").read_text()
+    old = ('    { op = "sleep", ns = 2_000_000 },\n'
+           '    { op = "madvise", mapping = "data", advice = "pageout" },\n'
+           '    { op = "sleep", ns = 1_000_000 },\n'
+           '    { op = "kalloc", pages = 900 },\n')
+    assert old in text
+    path = tmp_path / "dirty-pageout.toml"
+    path.write_text(text.replace(old, '    { op = "sleep", ns = 1_000_000 },\n'
+                                 '    { op = "write", file = "data", offset = 0, pages = 48 },\n'
+                                 + old.replace("2_000_000", "1_000_000")
+                                      .replace("900", "1470")))
+    safe = _luf_without(tmp_path, str(path), "switch")
+    assert safe["oracle"]["violations"] == 0
+    assert safe["vmstat"]["nr_vmscan_write"] == 48
+    assert safe["policy_stats"]["flush_not_freed"] >= 1
+    run = _luf_without(tmp_path, str(path), "not_freed,switch")
+    assert run["vmstat"]["nr_vmscan_write"] == 48
     assert run["oracle"]["by_kind"]["reallocated-frame"] > 0

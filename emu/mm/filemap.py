@@ -14,13 +14,33 @@ def _index(vma, vpage: int) -> int:
     return vpage - vma.start
 
 
+def folio_unlock(k, task, folio) -> None:
+    """folio_unlock(): wake the tasks waiting for the lock (faults on the page, on its
+    migration entry)."""
+    folio.locked = False
+    k.coord.runner.notify(("folio_lock", folio.pfn), task.t)
+
+
+def folio_wait_locked(folio):
+    """folio_wait_bit(PG_locked), as lock_folio() in filemap_fault() and
+    migration_entry_wait_on_locked() do: the caller retries its lookup afterwards."""
+    yield Wait(("folio_lock", folio.pfn))
+
+
 def page_cache_read(k, task, file: int, index: int, tid: int = -1):
-    """Bring `index` (and readahead after it) into the page cache; return its frame."""
+    """Bring `index` (and readahead after it) into the page cache; return its frame. A
+    cached folio that reclaim or migration holds locked is waited for, then looked up
+    again: reclaim may have freed it (filemap_fault() retries when the folio's mapping
+    went away)."""
     space = k.files[file]
     cid = k.layout.file_cid(file, index)
-    while cid in k.pages_under_io:             # someone else is reading it: wait
-        yield Wait(("io", cid))
-    pfn = space.pages.get(index)
+    while True:
+        while cid in k.pages_under_io:         # someone else is reading it: wait
+            yield Wait(("io", cid))
+        pfn = space.pages.get(index)
+        if pfn is None or not k.folios[pfn].locked:
+            break
+        yield from folio_wait_locked(k.folios[pfn])
     if pfn is not None:
         return pfn
     k.vmstat["pgmajfault"] += 1
@@ -56,6 +76,7 @@ def filemap_fault(k, task, vma, vpage: int, write: bool):
         yield from k.policy.write_fault(task, k.mms[vma.mm], folio)
         k.map_page(vpage, pfn, True)
         k.new_version(folio.cid, pfn)
+        folio.dirty = True                      # fault_dirty_shared_page()
     else:
         k.map_page(vpage, pfn, False)
         do_fault_around(k, vma, vpage)
@@ -86,6 +107,7 @@ def generic_perform_write(k, task, file: int, offset: int, npages: int):
         pfn = yield from page_cache_read(k, task, file, index)
         yield Delay(k.cost["migrate_copy_ns"])
         k.new_version(k.folios[pfn].cid, pfn)
+        k.folios[pfn].dirty = True
 
 
 def truncate_pagecache(k, task, file: int, offset: int, npages: int):

@@ -30,7 +30,7 @@ VMSTAT = ("pgfault", "pgmajfault", "pgalloc", "pgfree", "allocstall", "pgscan_ks
           "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pgdemote_kswapd",
           "pgdemote_direct", "pgpromote_success", "pgmigrate_success", "pgmigrate_fail",
           "numa_hint_faults", "numa_pte_updates", "pgactivate", "pgdeactivate",
-          "kswapd_wakeups")
+          "kswapd_wakeups", "nr_vmscan_write")
 
 # Where shootdowns come from, for the report's breakdown
 SOURCES = ("munmap", "madvise", "mprotect", "mmap", "cow", "truncate", "reclaim", "demotion",
@@ -165,7 +165,8 @@ class Kernel:
         self.lru_del(pfn)
         if f.file >= 0:
             self.files[f.file].pages.pop(f.index, None)
-        f.referenced = f.exec = False
+        f.referenced = f.exec = f.dirty = False
+        f.writeback_until = 0
         f.mapcount = []
         f.numa_scan_ns = -1
         self.R.set(FRAME_GEN, pfn, self.R.frame_gen[pfn] + 1)

@@ -51,7 +51,7 @@ def _do_fault(k, task, vma, vpage: int, write: bool):
     if pte >= 0 and not pte & 1:
         folio = k.folios[pte_pfn(pte)]
         if folio.locked:                       # migration entry: wait, then retry
-            yield Wait(("migration", folio.pfn))
+            yield from filemap.folio_wait_locked(folio)
             return
         yield from numa_balancing.do_numa_page(k, task, vpage, pte)
         return
@@ -76,6 +76,8 @@ def make_writable(k, task, vma, vpage: int, pfn: int):
     k.map_page(vpage, pfn, True)
     k.young[vpage] = 1
     k.new_version(k.folios[pfn].cid, pfn)
+    if not k.folios[pfn].anon:
+        k.folios[pfn].dirty = True             # a shared file page: to be written back
 
 
 def do_wp_page(k, task, vma, vpage: int, pte: int):

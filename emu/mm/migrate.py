@@ -7,6 +7,7 @@ Faults on a migration entry wait for the copy.
 """
 
 from emu.engine.process import Delay
+from emu.mm.filemap import folio_unlock
 from emu.mm.page_alloc import alloc_pages
 from emu.mm.rmap import try_to_unmap
 from emu.policy.base import TlbUbc
@@ -22,7 +23,7 @@ def migrate_pages_batch(k, task, pfns: list[int], target: int, counter: str | No
         batch = TlbUbc()
         for src in chunk:
             folio = k.folios[src]
-            if folio.locked or folio.cid < 0:
+            if folio.locked or folio.cid < 0 or folio.writeback_until > task.t:
                 failed.append(src)
                 continue
             dst = yield from alloc_pages(k, task, target, thisnode=True)
@@ -49,7 +50,7 @@ def move_folio(k, task, src: int, dst: int, mappings, luf_key: int = 0) -> None:
     the deferred flush it still needs: migrate_folio_done(), LUF patch 23)."""
     old, new = k.folios[src], k.folios[dst]
     new.cid, new.anon, new.file, new.index = old.cid, old.anon, old.file, old.index
-    new.exec, new.referenced = old.exec, old.referenced
+    new.exec, new.referenced, new.dirty = old.exec, old.referenced, old.dirty
     k.place_content(dst, old.cid)
     if old.file >= 0:
         k.files[old.file].pages[old.index] = dst
@@ -59,6 +60,5 @@ def move_folio(k, task, src: int, dst: int, mappings, luf_key: int = 0) -> None:
     k.lru_add(dst, active=active)
     for vp, writable in mappings:
         k.map_page(vp, dst, writable)          # replaces the migration entry
-    old.locked = False
     k.free_folio(src, task.cpu, luf_key)
-    k.coord.runner.notify(("migration", src), task.t)
+    folio_unlock(k, task, old)

@@ -44,6 +44,8 @@ class Folio:
     mapcount: list = field(default_factory=list)   # vpages mapping it (reverse map)
     lru: str = ""                    # "", "active", "inactive"
     referenced: bool = False         # PG_referenced
-    locked: bool = False             # under migration
+    locked: bool = False             # PG_locked: under reclaim or migration
+    dirty: bool = False              # PG_dirty: a file page newer than the disk's copy
+    writeback_until: int = 0         # PG_writeback: being written back until then
     exec: bool = False               # mapped executable (protected from deactivation)
     numa_scan_ns: int = -1           # when the NUMA scanner last made it PROT_NONE

@@ -2,14 +2,16 @@
 
 Reclaim isolates up to SWAP_CLUSTER_MAX folios from the tail of the inactive lists.
 A folio whose PTEs were referenced is activated (or given a second chance once); an
-unreferenced one is demoted to the CXL node when demotion is on, or unmapped with the
-flush batched and freed PAGEVEC_SIZE at a time, each batch after a try_to_unmap_flush().
+unreferenced one is demoted to the CXL node when demotion is on, or locked, unmapped with
+the flush batched and freed PAGEVEC_SIZE at a time, each batch after a
+try_to_unmap_flush(); a dirty one is written back and kept (pageout()).
 With swap off, anonymous folios can only be demoted. kswapd reclaims from the low to the high watermark.
 """
 
 from itertools import islice
 
 from emu.engine.process import Delay, Wait
+from emu.mm.filemap import folio_unlock
 from emu.mm.page_alloc import WMARK_HIGH
 from emu.policy.base import TlbUbc
 
@@ -114,16 +116,22 @@ def shrink_node(k, task, node: int, kswapd: bool):
 
 
 def reclaim_folio_list(k, task, pfns: list[int]):
-    """The unmap-and-free part of shrink_folio_list(): unmap each folio with its flush
+    """The unmap-and-free part of shrink_folio_list(): a folio under writeback is kept as
+    it is; the others are locked (faults on them wait) and unmapped with their flush
     batched; each time a batch of PAGEVEC_SIZE folios to free fills, and once at the end,
-    flush (fold_unmap_luf() first for LUF: patch 24) and free the batch. A folio faulted
-    back in meanwhile is kept (for LUF, its deferred flush is done now)."""
+    flush (fold_unmap_luf() first for LUF: patch 24) and free the batch. A dirty folio is
+    written back and kept instead (for LUF, its deferred flush is done now)."""
     from emu.mm.rmap import try_to_unmap
 
     batch = TlbUbc()
     free, free_luf = [], []
     freed = 0
     for pfn in pfns:
+        folio = k.folios[pfn]
+        if folio.writeback_until > task.t:      # folio_test_writeback(): keep
+            k.lru_add(pfn)
+            continue
+        folio.locked = True                     # folio_trylock(), held to free or keep
         task.source = "reclaim"
         _, can_luf = yield from try_to_unmap(k, task, batch, pfn)
         target = free_luf if can_luf else free
@@ -136,20 +144,32 @@ def reclaim_folio_list(k, task, pfns: list[int]):
 
 
 def _flush_and_free(k, task, batch, free: list[int], free_luf: list[int]):
-    """try_to_unmap_flush(), then free_unref_folios() of both batches."""
+    """try_to_unmap_flush(), then free_unref_folios() of both batches; a dirty folio is
+    kept (pageout()) and unlocked with the others."""
     task.source = "reclaim"
     luf_key = yield from k.policy.flush_batch(task, batch)
     freed = 0
     for pfns, key in ((free, 0), (free_luf, luf_key)):
         for pfn in pfns:
             folio = k.folios[pfn]
-            if folio.mapcount or folio.locked:     # faulted back in meanwhile: keep it
+            if folio.dirty:
                 yield from k.policy.folio_not_freed(task, folio, key)
+                pageout(k, task, folio)
                 k.lru_add(pfn)
-                continue
-            k.free_folio(pfn, task.cpu, key)
-            freed += 1
+            else:
+                k.free_folio(pfn, task.cpu, key)
+                freed += 1
+            folio_unlock(k, task, folio)
     return freed
+
+
+def pageout(k, task, folio) -> None:
+    """pageout(): start writing the folio back; it is clean once the write is issued
+    and under writeback until the disk has it (one page at the disk's latency and
+    bandwidth; writes are not queued behind each other)."""
+    folio.dirty = False
+    folio.writeback_until = task.t + k.cost["disk_latency_ns"] + k.cost["disk_page_ns"]
+    k.vmstat["nr_vmscan_write"] += 1
 
 
 def kswapd(k, task, node: int):

@@ -8,6 +8,7 @@ and other kernel threads run on CPU 0, beside which the coordinator is placed.
 """
 
 from emu import protocol as P
+from emu.cpu.cpu import least_request_ns
 from emu.engine.component import INF, Component
 from emu.engine.process import Delay, Process, ProcessRunner, Wait
 from emu.latency import LatencyLog
@@ -34,8 +35,7 @@ class Coordinator(Component):
         self._handled_to = 0            # the last event's time
         self.inputs_late = 0            # requests and acks older than it: 0 by send()
         c = sc["cost"]
-        request = min(c["syscall_ns"], c["page_walk_ns"] + c["page_fault_ns"],
-                      c["context_switch_ns"])
+        request = least_request_ns(c)
         self._lookahead = {P.IPI: c["ipi_latency_ns"], P.REPLY: request, P.IO_WAIT: request,
                            P.LOCAL_FLUSH: request}
         self._waiting = {}      # token -> [process, acks still due, latest ack, source, start]

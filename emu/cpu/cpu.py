@@ -31,6 +31,21 @@ YOUNG_REPORT_NS = 50_000         # ...or this much simulated time since the last
 HISTORY = 64                     # own (mm, lazy) changes kept, to judge IPIs sent in the past
 
 
+def least_request_ns(cost: dict) -> int:
+    """The least a running thread spends before its next request reaches the kernel: a
+    system call's entry, a page walk and fault, or the context switch that starts it."""
+    return min(cost["syscall_ns"], cost["page_walk_ns"] + cost["page_fault_ns"],
+               cost["context_switch_ns"])
+
+
+def lookahead_ns(cost: dict, policy: str) -> int:
+    """The least simulated time between a CPU's next event (its clock, while a thread
+    runs) and anything it sends the kernel in simulated-time order: a request, or an
+    IPI's ack on its way back. The ideal policy's frame queries are answered at their
+    own time, so there it is 0."""
+    return 0 if policy == "ideal" else min(least_request_ns(cost), cost["ipi_latency_ns"])
+
+
 class Cpu(Component):
     """A CPU; `cid` equals the Linux CPU number."""
 

@@ -12,9 +12,11 @@ anything to do before a window's end, and to which no message was sent, sleeps t
 that window (sync.py): its run of it would change nothing.
 
 A *paced* component (the coordinator) runs only up to the horizon: the earliest time at
-which any unpaced component (a CPU) could act, as known at the window's start. Nothing
-a CPU sends during the window can then be older than what the coordinator has done, so
-the kernel sees every CPU's requests in simulated-time order. The other way round, the
+which any unpaced component (a CPU) could send it something, as known at the window's
+start (the earliest pending time of the CPUs and of messages to them, plus the CPUs'
+lookahead: the least any request or ack costs before it is sent). Nothing a CPU sends
+during the window can then be older than what the coordinator has done, so the kernel
+sees every CPU's requests in simulated-time order. The other way round, the
 unpaced components run only to 1 ns past the paced ones' earliest pending work (their
 own events, and what was sent to them), as known at the window's start: whatever the
 kernel does in a window happens at or after that time, so its IPIs, replies and
@@ -39,7 +41,8 @@ class Engine:
     """Runs the components placed on this rank in lock-step windows with all other ranks."""
 
     def __init__(self, MPI, comm, sync: WindowSync, placement: list[int], quantum_ns: int,
-                 measured_kinds: frozenset = frozenset(), paced: frozenset = frozenset()):
+                 measured_kinds: frozenset = frozenset(), paced: frozenset = frozenset(),
+                 lookahead_ns: int = 0):
         self.MPI = MPI
         self.comm = comm
         self.rank = comm.Get_rank()
@@ -47,6 +50,7 @@ class Engine:
         self.quantum = int(quantum_ns)
         self.paced = paced                      # component ids that run only to the horizon
         self.horizon = 0
+        self.lookahead = lookahead_ns           # unpaced -> paced: least time to a message
         self.measured_kinds = measured_kinds    # event kinds whose wall latency is sampled
         self.components: list[Component] = []
         self.by_cid: dict[int, Component] = {}
@@ -169,7 +173,8 @@ class Engine:
                 sink(blob)
         self.pub = self.sync.published(e)
         self.stats["windows"] += 1
-        self.horizon = int(learnt[HORIZON_MIN])
+        unpaced = int(learnt[HORIZON_MIN])
+        self.horizon = unpaced + self.lookahead if unpaced < INF else INF
         self.paced_min = int(learnt[PACED_MIN])
         self.action = int(learnt[ACTION])
         return int(learnt[START])

@@ -102,7 +102,8 @@ class Coordinator(Component):
         and no further than the first message sent to a CPU in this window (send), so
         no request from a CPU ever arrives in the kernel's past."""
         self._forget_told()
-        runner = self.runner
+        runner, R = self.runner, self.k.R
+        R.changes.prune(start)
         self._limit = min(end, self.engine.horizon)
         while True:
             te = self._queue[0][0] if self._queue else INF
@@ -116,9 +117,10 @@ class Coordinator(Component):
                     self._handled_to = self.now
                 elif ev[4] not in UNORDERED:
                     self.inputs_late += 1
+                R.now = self._handled_to            # what it changes, it changes now
                 self._handle(ev, self.now)
             else:
-                self.now = tp
+                self.now = R.now = tp
                 runner.step()
 
     def send(self, dst: int, kind: int, payload, ts: int) -> None:

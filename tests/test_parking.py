@@ -7,7 +7,7 @@ from conftest import run_json
 
 from emu.engine.sync import ranks_to_run
 from emu.mm.layout import build_layout
-from emu.mm.replica import FRAME_GEN, GEN_BITS, MM_GEN, MM_GEN_AT, PTE, MasterReplica, Replica
+from emu.mm.replica import CHANGES, FRAME_GEN, GEN_BITS, MM_GEN, MM_GEN_AT, PTE, MasterReplica, Replica
 from emu.results import simulated_view
 from emu.scenario.load import load_scenario
 
@@ -41,20 +41,46 @@ def test_catching_up_on_many_windows_of_log_equals_applying_each_in_turn():
     one_by_one, caught_up = Replica(layout, 1), Replica(layout, 1)
     rng = np.random.default_rng(7)
     logs = []
-    for _ in range(60):          # 60 windows, 6,060 rows (past APPLY_CHUNK), rewritten often
-        for _ in range(50):
+    for w in range(60):          # 60 windows, 6,060 rows (past APPLY_CHUNK), rewritten often
+        for j in range(50):      # the kernel's time runs up to 150 ns past the window's start
+            master.now = w * 100 + 3 * j
             vp = int(rng.integers(0, 8))
             master.set(PTE, vp, int(rng.integers(-1, 1000)))
             master.set(FRAME_GEN, vp, master.frame_gen[vp] + 1)
         master.set(MM_GEN, 0, master.mm_gen[0] + 1)
-        master.set(MM_GEN_AT, 0, len(logs) << GEN_BITS | master.mm_gen[0])
+        master.set(MM_GEN_AT, 0, w << GEN_BITS | master.mm_gen[0])
         logs.append(master.take_log())
-    for log in logs:
-        one_by_one.apply(log)
-    caught_up.apply(b"".join(logs))
-    assert caught_up.arrays == one_by_one.arrays == master.arrays
+    for w, log in enumerate(logs):
+        one_by_one.apply(log, w * 100)
+    start = (len(logs) - 1) * 100
+    caught_up.apply(b"".join(logs), start)
+    assert caught_up.arrays[:CHANGES] == one_by_one.arrays[:CHANGES] == master.arrays[:CHANGES]
     assert master.mm_gen[0] == 61 and max(master.frame_gen[:8]) > 1
     assert [caught_up.mm_gen_at.gen_at(0, t, 61) for t in (59, 30, 0, -1)] == [61, 32, 2, 1]
+    for t in range(start, start + 160, 3):      # a walk sees each PTE as at its clock
+        assert [caught_up.at(PTE, vp, t) for vp in range(8)] == \
+            [one_by_one.at(PTE, vp, t) for vp in range(8)] == \
+            [master.at(PTE, vp, t) for vp in range(8)]
+
+
+def test_a_walk_sees_a_page_table_entry_as_it_was_at_its_clock():
+    """The kernel runs up to the CPUs' lookahead past a CPU's clock (engine.py): an entry
+    it changed later than a walk's time is read as it was then, until no clock can be
+    earlier than the change (the next window's start is past it)."""
+    layout = build_layout(load_scenario("munmap-storm"))
+    master, replica = MasterReplica(layout, 1), Replica(layout, 1)
+    master.now = 100
+    master.set(PTE, 3, 40)
+    replica.apply(master.take_log(), 50)
+    master.now = 230
+    master.set(PTE, 3, -1)
+    master.now = 260
+    master.set(PTE, 3, 44)
+    replica.apply(master.take_log(), 200)
+    assert [replica.at(PTE, 3, t) for t in (200, 229, 230, 259, 260, 400)] == \
+        [40, 40, -1, -1, 44, 44]
+    replica.apply(b"", 260)
+    assert replica.at(PTE, 3, 200) == 44 and replica.changes.by_vpage == {}
 
 
 # The first 3 ms: model loading (I/O waits, so ranks sleep), reclaim and demotion.

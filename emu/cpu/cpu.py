@@ -15,6 +15,7 @@ from emu import protocol as P
 from emu.engine.component import INF, Component
 from emu.hw.tlb_cache import VPAGE_BITS, TLBArray, tlb_key
 from emu.mm import tlb as x86
+from emu.mm.replica import PTE, VCID
 from emu.oracle import OracleLog, judge
 from emu.workload.patterns import EXEC, READ, WRITE
 
@@ -406,7 +407,7 @@ class Cpu(Component):
             pte = entry[0]
         if self.oracle_on:
             self.oracle.checked += 1
-            if self.replica.pte[vpage] != pte:
+            if self.replica.at(PTE, vpage, self.clock) != pte:
                 verdict = judge(self.replica, vpage, entry, kind == WRITE)
                 if verdict:
                     self.oracle.record(verdict, self.cid, self.clock, th.mm, vpage, pte >> 2)
@@ -468,14 +469,15 @@ class Cpu(Component):
         else:
             st["itlb_load_misses"] += 1
         self.clock += self.walk_ns
-        pte = self.replica.pte[vpage]
+        replica = self.replica
+        pte = replica.at(PTE, vpage, self.clock)
         if pte >= 0 and pte & 1 and (kind != WRITE or pte & 2):
             self.young.add(vpage)
             if len(self.young) >= YOUNG_REPORT_PAGES or \
                     self.clock - self.young_sent_at >= YOUNG_REPORT_NS:
                 self._report_young()
             pfn = pte >> 2
-            return (pte, self.replica.vcid[vpage], self.replica.frame_gen[pfn])
+            return (pte, replica.at(VCID, vpage, self.clock), replica.frame_gen[pfn])
         st["page_faults"] += 1
         if self.trace is not None:
             self.trace.fault(self.cid, th, kind, vpage, self.clock)
@@ -562,7 +564,7 @@ class Cpu(Component):
         so flushes applied back to back at a window's start, or while the thread waits
         in the kernel, are not refilled only once. Only when every hot page is mapped:
         the walks then cannot fault."""
-        pte = self.replica.pte
+        replica, clock = self.replica, self.clock
         epoch = self._slot_epoch()
         for th in self.hot_threads:
             if th.mm != self.loaded_mm or th.state == "done" or th.hot_at is None \
@@ -570,6 +572,6 @@ class Cpu(Component):
                 continue
             if not (th is self.current and th.state == "ready") and th.user_until <= arrival:
                 continue
-            if all(pte[v] >= 0 and pte[v] & 1 and (k != WRITE or pte[v] & 2)
-                   for v, k in th.hot):
+            ptes = [(replica.at(PTE, v, clock), k) for v, k in th.hot]
+            if all(pte >= 0 and pte & 1 and (k != WRITE or pte & 2) for pte, k in ptes):
                 self._hot_refill(th)

@@ -68,7 +68,7 @@ class Engine:
         self._requests: list = []
         self._received = 0
         self.blob_source = None                  # root rank: callable -> bytes
-        self.blob_sinks: list = []               # every rank: callables(bytes)
+        self.blob_sinks: list = []               # every rank: callables(bytes, window start)
         self.on_window = None                    # optional hook(window start) run before each window
         self.dormant = False
         self.action = GO                         # what the last barrier decided (sync.py)
@@ -170,7 +170,7 @@ class Engine:
         if self.blob_sinks:
             blob = self.sync.read_blobs(e)
             for sink in self.blob_sinks:
-                sink(blob)
+                sink(blob, int(learnt[START]))
         self.pub = self.sync.published(e)
         self.stats["windows"] += 1
         unpaced = int(learnt[HORIZON_MIN])

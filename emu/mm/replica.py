@@ -1,9 +1,12 @@
 """Page tables and frame state as every rank sees them, one window late.
 
-The coordinator owns the authoritative copy (a MasterReplica) and logs each change;
-once per window the log is broadcast through shared memory and every rank applies it
-to its own Replica. CPUs walk their rank's replica on a TLB miss instead of paying a
-round trip to the coordinator, and the safety oracle reads frame state from it.
+The coordinator owns the authoritative copy (a MasterReplica) and logs each change
+with its simulated time; once per window the log is broadcast through shared memory
+and every rank applies it to its own Replica. CPUs walk their rank's replica on a TLB
+miss instead of paying a round trip to the coordinator, and the safety oracle reads
+frame state from it. The kernel runs up to the CPUs' lookahead past the slowest CPU
+(engine.py), so a page-table entry the kernel changed after a CPU's clock is read as it
+was at that clock (Replica.at).
 
 PTE encoding: -1 none; otherwise (pfn << 2) | writable << 1 | accessible, where a
 present but inaccessible entry is a NUMA hint (PROT_NONE) or migration entry.
@@ -13,7 +16,8 @@ from collections import deque
 
 import numpy as np
 
-PTE, VCID, FRAME_CID, FRAME_VER, FRAME_GEN, LATEST, MM_GEN, MM_GEN_AT = range(8)
+PTE, VCID, FRAME_CID, FRAME_VER, FRAME_GEN, LATEST, MM_GEN, MM_GEN_AT, CHANGES = range(9)
+TIME = -1               # a log row (TIME, 0, t): the rows after it were set at time t
 NO_PTE = -1
 APPLY_CHUNK = 4096      # log rows turned into Python objects at a time
 GEN_BITS = 24           # an MM_GEN_AT row's value: (time << GEN_BITS) | gen's low bits
@@ -54,6 +58,33 @@ class GenHistory:
         return gen
 
 
+class Changes:
+    """The recent changes of each virtual page's entries (PTE, VCID), as
+    (time, array, value before), in time order: what a walk at an earlier time must
+    still see. Kept while they can be later than some CPU's clock, i.e. later than the
+    window's start (prune)."""
+
+    __slots__ = ("by_vpage",)
+
+    def __init__(self):
+        self.by_vpage: dict[int, list] = {}
+
+    def __setitem__(self, key, value) -> None:
+        if isinstance(key, slice):                   # Replica.load
+            self.by_vpage = {vp: list(ch) for vp, ch in value.by_vpage.items()}
+            return
+        self.by_vpage.setdefault(key, []).append(value)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Changes) and self.by_vpage == other.by_vpage
+
+    def prune(self, start: int) -> None:
+        """Forget changes at or before `start`: every CPU's clock is past them."""
+        if self.by_vpage:
+            self.by_vpage = {vp: kept for vp, ch in self.by_vpage.items()
+                             if (kept := [c for c in ch if c[0] > start])}
+
+
 def make_pte(pfn: int, writable: bool, accessible: bool = True) -> int:
     return (pfn << 2) | (2 if writable else 0) | (1 if accessible else 0)
 
@@ -84,20 +115,37 @@ class Replica:
             [0] * C,        # LATEST: newest version of each content
             [1] * nr_mms,   # MM_GEN: mm->context.tlb_gen
             GenHistory(nr_mms),   # MM_GEN_AT: when it was bumped
+            Changes(),            # CHANGES: entries' recent values, for earlier clocks
         ]
         (self.pte, self.vcid, self.frame_cid, self.frame_ver, self.frame_gen,
-         self.latest, self.mm_gen, self.mm_gen_at) = self.arrays
+         self.latest, self.mm_gen, self.mm_gen_at, self.changes) = self.arrays
 
-    def apply(self, blob: bytes) -> None:
-        """Apply a change log. Only the last value logged for each entry counts, so a
+    def at(self, array: int, vpage: int, t: int) -> int:
+        """A page's PTE or VCID as it was at simulated time `t`."""
+        changes = self.changes.by_vpage.get(vpage)
+        if changes is not None:
+            for ct, a, old in changes:
+                if ct > t and a == array:
+                    return old
+        return self.arrays[array][vpage]
+
+    def apply(self, blob: bytes, start: int) -> None:
+        """Apply a change log before the window that starts at `start`. The rows set
+        later than `start` are applied one by one, each PTE or VCID change remembered
+        (Changes). Of the others only the last value logged for each entry counts, so a
         long log (a rank that slept through windows, engine/sync.py) sets each entry
         once. A chunk of rows at a time: the first window's log sets every virtual
         page, and as one list of lists it was a peak of ~150 bytes per page on every
         rank with threads."""
+        self.changes.prune(start)
         if not blob:
             return
         arrays = self.arrays
         rows = np.frombuffer(blob, dtype=np.int64).reshape(-1, 3)
+        late = np.flatnonzero((rows[:, 0] == TIME) & (rows[:, 2] > start))
+        cut = int(late[0]) if len(late) else len(rows)
+        rows, tail = rows[:cut], rows[cut:]
+        rows = rows[rows[:, 0] != TIME]
         if len(rows) > APPLY_CHUNK:          # worth sorting only for a long catch-up
             bumps = rows[:, 0] == MM_GEN_AT  # a history: every row, in order
             for _, mm, packed in rows[bumps].tolist():
@@ -105,9 +153,20 @@ class Replica:
             rows = rows[~bumps]
             _, last = np.unique((rows[::-1, 0] << 40) | rows[::-1, 1], return_index=True)
             rows = rows[len(rows) - 1 - last]
-        for start in range(0, len(rows), APPLY_CHUNK):
-            for a, i, v in rows[start:start + APPLY_CHUNK].tolist():
+        for first in range(0, len(rows), APPLY_CHUNK):
+            for a, i, v in rows[first:first + APPLY_CHUNK].tolist():
                 arrays[a][i] = v
+        self._apply_timed(tail.tolist(), start)
+
+    def _apply_timed(self, rows: list, t: int) -> None:
+        arrays, changes = self.arrays, self.changes
+        for a, i, v in rows:
+            if a == TIME:
+                t = v
+                continue
+            if a <= VCID:
+                changes[i] = (t, a, arrays[a][i])
+            arrays[a][i] = v
 
     def load(self, arrays: list[list[int]]) -> None:
         """Take another replica's contents (resuming a checkpoint)."""
@@ -116,17 +175,27 @@ class Replica:
 
 
 class MasterReplica(Replica):
-    """The coordinator's authoritative copy; every change is logged for the others."""
+    """The coordinator's authoritative copy; every change is logged for the others, at
+    the kernel's time `now` (set by the coordinator). It keeps the recent changes too,
+    so a checkpoint holds them (the coordinator prunes them each window)."""
 
     def __init__(self, layout, nr_mms: int):
         super().__init__(layout, nr_mms)
         self._log: list[int] = []
+        self.now = 0
+        self._logged_at = -1
 
     def set(self, array: int, index: int, value: int) -> None:
+        if self.now != self._logged_at:
+            self._log += (TIME, 0, self.now)
+            self._logged_at = self.now
+        if array <= VCID:
+            self.changes[index] = (self.now, array, self.arrays[array][index])
         self.arrays[array][index] = value
         self._log += (array, index, value)
 
     def take_log(self) -> bytes:
         data = np.array(self._log, dtype=np.int64).tobytes()
         self._log = []
+        self._logged_at = -1                   # every log begins with its time
         return data

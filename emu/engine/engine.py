@@ -21,7 +21,8 @@ unpaced components run only to 1 ns past the paced ones' earliest pending work (
 own events, and what was sent to them), as known at the window's start: whatever the
 kernel does in a window happens at or after that time, so its IPIs, replies and
 page-table changes reach a CPU before the CPU has run past them, at most by the step
-it is in.
+it is in; except work set off by a message a CPU sends during the window, which that
+start does not know (docs/design.md, "What stays window-dependent").
 
 At a boundary the leaders mark for a checkpoint, `on_checkpoint` runs on every rank that
 takes part; a journal records the inputs of components that are saved by replaying

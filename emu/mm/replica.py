@@ -75,9 +75,6 @@ class Changes:
             return
         self.by_vpage.setdefault(key, []).append(value)
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Changes) and self.by_vpage == other.by_vpage
-
     def prune(self, start: int) -> None:
         """Forget changes at or before `start`: every CPU's clock is past them."""
         if self.by_vpage:

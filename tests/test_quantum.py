@@ -8,7 +8,6 @@ from conftest import ipis, run_json
 from test_policies import SMALL_LLAMA
 
 QUANTA = (10_000, 2_000, 500)
-TWO_TOKENS = [f"--set=process.{i}.threads.0.repeat=2" for i in range(3)]   # suite time
 
 
 def _close(values: list[float], tolerance: float) -> bool:
@@ -51,7 +50,7 @@ def test_tiering_converges_as_the_quantum_shrinks(tmp_path):
     runs = {}
     for q in QUANTA:        # one rank: results do not depend on placement (test_parking)
         doc = run_json(1, tmp_path, "compare", "--scenario", "llama-tiering", "--policies",
-                       "vanilla,luf", "--quantum-ns", str(q), *SMALL_LLAMA, *TWO_TOKENS,
+                       "vanilla,luf", "--quantum-ns", str(q), *SMALL_LLAMA,
                        timeout=300)
         for r in doc["runs"]:
             runs.setdefault(r["policy"], []).append(r)

@@ -8,7 +8,7 @@ and other kernel threads run on CPU 0, beside which the coordinator is placed.
 """
 
 from emu import protocol as P
-from emu.cpu.cpu import least_request_ns
+from emu.cpu.cpu import answer_lookahead
 from emu.engine.component import INF, Component
 from emu.engine.process import Delay, Process, ProcessRunner, Wait
 from emu.latency import LatencyLog
@@ -35,9 +35,8 @@ class Coordinator(Component):
         self._handled_to = 0            # the last event's time
         self.inputs_late = 0            # requests and acks older than it: 0 by send()
         c = sc["cost"]
-        request = least_request_ns(c)
-        self._lookahead = {P.IPI: c["ipi_latency_ns"], P.REPLY: request, P.IO_WAIT: request,
-                           P.LOCAL_FLUSH: request}
+        self._lookahead = answer_lookahead(c)
+        self._resume_ns = {}    # tid -> least time from its fault's reply to its next request
         self._waiting = {}      # token -> [process, acks still due, latest ack, source, start]
         self.initiator_stats = {"nr_tlb_remote_flush": [0] * ncpus, "ipi_sent": [0] * ncpus}
         self.latency = LatencyLog()
@@ -126,15 +125,20 @@ class Coordinator(Component):
     def send(self, dst: int, kind: int, payload, ts: int) -> None:
         """A CPU can answer a message only after the window, and no earlier than the
         message's time plus the least the answer costs (the lookahead of a conservative
-        simulation): an IPI's ack travels `ipi_latency_ns` back; a woken thread's next
-        request is charged at least a system call's entry, a page walk and fault, or a
-        context switch first. So the kernel stops there for this window: no request or
-        ack reaches it in its past. (Accessed-bit reports and thread exits cost nothing
-        and may arrive after the kernel's time: they carry their own time, and an
-        accessed bit set a little late is harmless.) The ideal policy's frame query
-        is answered at its own time."""
-        super().send(dst, kind, payload, ts)
-        limit = ts + self._lookahead.get(kind, 0)
+        simulation, cpu.py answer_lookahead): an IPI's ack travels `ipi_latency_ns` back;
+        a woken thread's next request is charged at least a system call's entry, a page
+        walk and fault, or a context switch first, and a thread woken from a fault told
+        the kernel more (its remaining touch: Cpu.next_request_ns). The engine keeps the
+        same bound for the message while it is in flight. So the kernel stops there for
+        this window: no request or ack reaches it in its past. (Accessed-bit reports and
+        thread exits cost nothing and may arrive after the kernel's time: they carry
+        their own time, and an accessed bit set a little late is harmless.) The ideal
+        policy's frame query is answered at its own time."""
+        if kind == P.REPLY and payload[0] in self._resume_ns:   # a fault's: its thread said
+            limit = ts + self._resume_ns.pop(payload[0])
+        else:
+            limit = ts + self._lookahead.get(kind, 0)
+        super().send(dst, kind, payload, ts, limit)
         if limit < self._limit:
             self._limit = limit
 
@@ -149,7 +153,7 @@ class Coordinator(Component):
         kind, p = ev[4], ev[5]
         k = self.k
         if kind == P.FAULT:
-            tid, vpage, access, cpu, segv_skip = p
+            tid, vpage, access, cpu, segv_skip, self._resume_ns[tid] = p
             self._user(lambda task: memory.handle_mm_fault(k, task, vpage, access), t, cpu, tid,
                        segv_skip)
         elif kind == P.SYSCALL:

@@ -10,7 +10,7 @@ IPI = 1            # (token, initiator, mm, start, npages, new_gen, sent, condit
 ACK = 2            # (token, taken) flush done, stamped from the IPI's arrival time;
                    # taken 0: the kernel would not have sent it (Cpu._unneeded_ipi)
 # CPU -> coordinator
-FAULT = 10         # (tid, vpage, access, cpu, segv_skip)
+FAULT = 10         # (tid, vpage, access, cpu, segv_skip, resume_ns: Cpu.next_request_ns)
 SYSCALL = 11       # (tid, op, args, cpu)
 YOUNG = 13         # (vpages,) accessed bits set by page walks since the last report
 THREAD_EXIT = 14   # (tid, mm)

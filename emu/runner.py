@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from emu import protocol as P
-from emu.cpu.cpu import Cpu, lookahead_ns
+from emu.cpu.cpu import Cpu
 from emu.engine.collect import allgather_flag, gather_to_root
 from emu.engine.engine import Engine
 from emu.engine.sync import WindowSync, stop_on_signal
@@ -79,8 +79,7 @@ def run_policy(MPI, comm, sync: WindowSync, sc: dict, policy: str, ncpus: int,
     placed = place_threads(sc, layout, ncpus)
     coord_cid = ncpus
     engine = Engine(MPI, comm, sync, placement, sc["scenario"]["quantum_ns"],
-                    P.MEASURED_KINDS, paced=frozenset({coord_cid}),
-                    lookahead_ns=lookahead_ns(sc["cost"], policy))
+                    P.MEASURED_KINDS, paced=frozenset({coord_cid}))
     busy = {cpu for *_, cpu in placed}
     dormant = {r for r in range(comm.Get_size()) if r != placement[ncpus]
                and not any(placement[c] == r for c in busy)}

@@ -85,7 +85,7 @@ def _switch_cpu(tmp_path, pending_bits):
     cpu, th, _ = hot_cpu(tmp_path)
     sent = []
     cpu.engine = types.SimpleNamespace(epoch=0, pub=np.zeros((2, P.PUB_SLOTS), np.int64),
-                                       post=sent.append)
+                                       post=lambda event, _answer_at: sent.append(event))
     cpu.engine.pub[cpu.coordinator, P.PUB_LUF_PENDING_MMS] = pending_bits
     return cpu, th, sent
 
@@ -125,7 +125,7 @@ def test_switch_flush_survives_the_lazy_drop_and_needs_the_pending_bit(tmp_path)
 def _ipi(cpu, sent_at, mm, condition, token=7):
     """Deliver an IPI sent at `sent_at` (arriving 260 ns later); return the acks sent."""
     acks = []
-    cpu.engine.post = acks.append
+    cpu.engine.post = lambda event, _answer_at: acks.append(event)
     cpu._on_ipi(sent_at + 260, 5, (token, 5, mm, 0, FULL, 9, sent_at, condition))
     return [(e[4], e[5]) for e in acks]
 

@@ -39,12 +39,17 @@ def least_request_ns(cost: dict) -> int:
                cost["context_switch_ns"])
 
 
-def lookahead_ns(cost: dict, policy: str) -> int:
-    """The least simulated time between a CPU's next event (its clock, while a thread
-    runs) and anything it sends the kernel in simulated-time order: a request, or an
-    IPI's ack on its way back. The ideal policy's frame queries are answered at their
-    own time, so there it is 0."""
-    return 0 if policy == "ideal" else min(least_request_ns(cost), cost["ipi_latency_ns"])
+def answer_lookahead(cost: dict) -> dict[int, int]:
+    """Per kind of message from the kernel to a CPU, the least simulated time from the
+    message's time to the next ordered message the CPU can send because of it: an IPI's
+    ack travels `ipi_latency_ns` back (also from a CPU that does not take it); a woken or
+    rescheduled thread pays at least least_request_ns first; a frame query (the ideal
+    policy's) is answered at its own time. The lookahead of a conservative simulation,
+    as SST's link latencies; shared by the engine (messages in flight) and the
+    coordinator (what it sends within a window)."""
+    request = least_request_ns(cost)
+    return {P.IPI: cost["ipi_latency_ns"], P.REPLY: request, P.IO_WAIT: request,
+            P.LOCAL_FLUSH: request, P.HOLDS_QUERY: 0}
 
 
 class Cpu(Component):
@@ -72,6 +77,8 @@ class Cpu(Component):
         self.history = deque([(-1, -1, False)], maxlen=HISTORY)  # (time, mm, lazy): own past
         self.joined_epoch = -10
         self.cost = c
+        self.answers = answer_lookahead(c)
+        self.request_ns = least_request_ns(c)
         self.walk_ns, self.slice_ns = c["page_walk_ns"], sc["kernel"]["sched_base_slice_ns"]
         self.mem_ns = (c["dram_access_ns"], c["cxl_access_ns"])
         self.dram_pages = m["dram_pages"]
@@ -196,6 +203,44 @@ class Cpu(Component):
         if (cur is not None and cur.state == "ready") or (cur is None and self._ready_thread()):
             t = min(t, self.clock)
         return t
+
+    def answer_bound(self, next_time: int) -> int:
+        """The earliest simulated time at which this CPU could send the kernel an ordered
+        message (a request or an ack) if nothing more reached it: the answers to its
+        queued messages (answer_lookahead; a reply, by the woken thread's next request),
+        a sleeper's wake-up plus the least request, and the running thread's next
+        request. The kernel runs up to the least of these over all CPUs (engine.py), so
+        a CPU inside a touch lets it run further than one about to make a system call."""
+        if next_time >= INF:
+            return INF
+        answers, bound = self.answers, INF
+        for ev in self._queue:
+            if ev[4] == P.REPLY:
+                bound = min(bound, ev[0] + self.next_request_ns(self.threads[ev[5][0]], 1))
+            else:
+                bound = min(bound, ev[0] + answers[ev[4]])
+        wake = self._timer()
+        if wake < INF:
+            bound = min(bound, wake + self.request_ns)
+        th = self.current
+        if th is not None and th.state == "ready":
+            bound = min(bound, self.clock + self.next_request_ns(th))
+        elif th is None and self._ready_thread():
+            bound = min(bound, self.clock + self.request_ns)
+        return bound
+
+    def next_request_ns(self, th, skipped: int = 0) -> int:
+        """The least thread `th` spends running before its next request, `skipped`
+        accesses of its touch aside (a fault's reply may skip one, SIGSEGV): inside a
+        touch, a fault needs a page walk and a fault's entry, and a system call comes
+        only after the touch's remaining accesses (each its work and at least a DRAM
+        access)."""
+        act = th.action
+        if act is None or act[0] != "touch":
+            return self.request_ns
+        left = len(act[1]) - th.pos - skipped
+        return min(self.walk_ns + self.cost["page_fault_ns"],
+                   left * (min(self.mem_ns) + act[3]) + self.request_ns)
 
     def wake_time(self, next_time: int) -> int:
         """When run_window would act beyond this CPU's events, timers and ready threads:
@@ -483,7 +528,8 @@ class Cpu(Component):
             self.trace.fault(self.cid, th, kind, vpage, self.clock)
         self.clock += self.cost["page_fault_ns"]
         skip = th.action[4] if th.action else 0
-        self.send(self.coordinator, P.FAULT, (th.tid, vpage, kind, self.cid, skip), self.clock)
+        self.send(self.coordinator, P.FAULT,
+                  (th.tid, vpage, kind, self.cid, skip, self.next_request_ns(th, 1)), self.clock)
         self._block(th, "kernel")
         return None
 

@@ -26,10 +26,12 @@ class Component:
         self.engine = None  # set by Engine.add
 
     # -- sending and receiving ------------------------------------------------------------
-    def send(self, dst: int, kind: int, payload, ts: int) -> None:
-        """Post an event to component `dst`, to be handled at simulated time `ts` or later."""
+    def send(self, dst: int, kind: int, payload, ts: int, answer_at: int | None = None) -> None:
+        """Post an event to component `dst`, to be handled at simulated time `ts` or later;
+        `answer_at`: the earliest time `dst` could answer it (default `ts`)."""
         self._seq += 1
-        self.engine.post((ts, self.cid, self._seq, dst, kind, payload))
+        self.engine.post((ts, self.cid, self._seq, dst, kind, payload),
+                         ts if answer_at is None else answer_at)
 
     def deliver(self, event: tuple) -> None:
         heapq.heappush(self._queue, event)
@@ -49,6 +51,12 @@ class Component:
     def next_time(self) -> int:
         """Earliest simulated time this component has anything to do (INF if none)."""
         return self.next_event_time()
+
+    def answer_bound(self, next_time: int) -> int:
+        """Earliest simulated time at which this component could send a paced component
+        something that must arrive in order, given its `next_time()`. Models that know
+        the least a message costs them (their lookahead) return more."""
+        return next_time
 
     def wake_time(self, next_time: int) -> int:
         """Earliest simulated time at which this component must run a window if no event

@@ -42,8 +42,7 @@ class Engine:
     """Runs the components placed on this rank in lock-step windows with all other ranks."""
 
     def __init__(self, MPI, comm, sync: WindowSync, placement: list[int], quantum_ns: int,
-                 measured_kinds: frozenset = frozenset(), paced: frozenset = frozenset(),
-                 lookahead_ns: int = 0):
+                 measured_kinds: frozenset = frozenset(), paced: frozenset = frozenset()):
         self.MPI = MPI
         self.comm = comm
         self.rank = comm.Get_rank()
@@ -51,7 +50,6 @@ class Engine:
         self.quantum = int(quantum_ns)
         self.paced = paced                      # component ids that run only to the horizon
         self.horizon = 0
-        self.lookahead = lookahead_ns           # unpaced -> paced: least time to a message
         self.measured_kinds = measured_kinds    # event kinds whose wall latency is sampled
         self.components: list[Component] = []
         self.by_cid: dict[int, Component] = {}
@@ -88,7 +86,9 @@ class Engine:
         self.by_cid[component.cid] = component
 
     # -- event routing --------------------------------------------------------------------
-    def post(self, event: tuple) -> None:
+    def post(self, event: tuple, answer_at: int) -> None:
+        """Send `event` (delivered at the window's end); `answer_at`: the earliest time
+        its destination could answer it, what the horizon needs of messages in flight."""
         dst = event[3]
         self.stats["events"] += 1
         if dst in self.by_cid:
@@ -101,7 +101,7 @@ class Engine:
         self._sent[rank] += 1
         self._sent_min_ts = min(self._sent_min_ts, event[0])
         if dst not in self.paced:
-            self._sent_min_unpaced = min(self._sent_min_unpaced, event[0])
+            self._sent_min_unpaced = min(self._sent_min_unpaced, answer_at)
         else:
             self._sent_min_paced = min(self._sent_min_paced, event[0])
         self.stats["mpi_messages"] += 1
@@ -155,7 +155,8 @@ class Engine:
         self._local_pending.clear()
         own = [(c.next_time(), c) for c in self.components]
         own_next = min([t for t, _ in own], default=INF)
-        own_unpaced = min([t for t, c in own if c.cid not in self.paced], default=INF)
+        own_unpaced = min([c.answer_bound(t) for t, c in own if c.cid not in self.paced],
+                          default=INF)
         wake = min([c.wake_time(t) for t, c in own], default=INF)
         own_paced = min([t for t, c in own if c.cid in self.paced], default=INF)
         self.sync.write_row(e, self._sent, (min(own_next, self._sent_min_ts),
@@ -174,8 +175,7 @@ class Engine:
                 sink(blob, int(learnt[START]))
         self.pub = self.sync.published(e)
         self.stats["windows"] += 1
-        unpaced = int(learnt[HORIZON_MIN])
-        self.horizon = unpaced + self.lookahead if unpaced < INF else INF
+        self.horizon = int(learnt[HORIZON_MIN])
         self.paced_min = int(learnt[PACED_MIN])
         self.action = int(learnt[ACTION])
         return int(learnt[START])

@@ -75,7 +75,7 @@ class ReplayEngine:
         self.epoch = self.horizon = 0
         self.pub = None
 
-    def post(self, event: tuple) -> None:
+    def post(self, event: tuple, answer_at: int) -> None:
         pass
 
 

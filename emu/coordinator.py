@@ -128,7 +128,8 @@ class Coordinator(Component):
         simulation, cpu.py answer_lookahead): an IPI's ack travels `ipi_latency_ns` back;
         a woken thread's next request is charged at least a system call's entry, a page
         walk and fault, or a context switch first, and a thread woken from a fault told
-        the kernel more (its remaining touch: Cpu.next_request_ns). The engine keeps the
+        the kernel more (its remaining touch: Cpu.next_request_ns); a local flush is not
+        answered. The engine keeps the
         same bound for the message while it is in flight. So the kernel stops there for
         this window: no request or ack reaches it in its past. (Accessed-bit reports and
         thread exits cost nothing and may arrive after the kernel's time: they carry
@@ -137,7 +138,7 @@ class Coordinator(Component):
         if kind == P.REPLY and payload[0] in self._resume_ns:   # a fault's: its thread said
             limit = ts + self._resume_ns.pop(payload[0])
         else:
-            limit = ts + self._lookahead.get(kind, 0)
+            limit = min(ts + self._lookahead.get(kind, 0), INF)
         super().send(dst, kind, payload, ts, limit)
         if limit < self._limit:
             self._limit = limit

@@ -42,14 +42,14 @@ def least_request_ns(cost: dict) -> int:
 def answer_lookahead(cost: dict) -> dict[int, int]:
     """Per kind of message from the kernel to a CPU, the least simulated time from the
     message's time to the next ordered message the CPU can send because of it: an IPI's
-    ack travels `ipi_latency_ns` back (also from a CPU that does not take it); a woken or
-    rescheduled thread pays at least least_request_ns first; a frame query (the ideal
-    policy's) is answered at its own time. The lookahead of a conservative simulation,
-    as SST's link latencies; shared by the engine (messages in flight) and the
-    coordinator (what it sends within a window)."""
-    request = least_request_ns(cost)
-    return {P.IPI: cost["ipi_latency_ns"], P.REPLY: request, P.IO_WAIT: request,
-            P.LOCAL_FLUSH: request, P.HOLDS_QUERY: 0}
+    ack travels `ipi_latency_ns` back (also from a CPU that does not take it); a woken
+    thread pays at least least_request_ns first; a thread sent to wait for I/O leaves its
+    CPU to another thread only after a context switch; a local flush is not answered; a
+    frame query (the ideal policy's) is answered at its own time. The lookahead of a
+    conservative simulation, as SST's link latencies: the coordinator's for what it
+    sends, the CPU's for what it has queued (Cpu.answer_bound)."""
+    return {P.IPI: cost["ipi_latency_ns"], P.REPLY: least_request_ns(cost),
+            P.IO_WAIT: cost["context_switch_ns"], P.LOCAL_FLUSH: INF, P.HOLDS_QUERY: 0}
 
 
 class Cpu(Component):
@@ -218,7 +218,7 @@ class Cpu(Component):
             if ev[4] == P.REPLY:
                 bound = min(bound, ev[0] + self.next_request_ns(self.threads[ev[5][0]], 1))
             else:
-                bound = min(bound, ev[0] + answers[ev[4]])
+                bound = min(bound, ev[0] + answers[ev[4]])     # INF + t: no answer
         wake = self._timer()
         if wake < INF:
             bound = min(bound, wake + self.request_ns)

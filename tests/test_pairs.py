@@ -6,7 +6,7 @@ import pytest
 from conftest import ipis, run_json
 
 REAL_SPIN = {"munmap-pair": 1.0, "madvise-pair": 1.0, "mprotect-pair": 2.0}
-ITER = 200
+ITER = 100
 
 
 @pytest.mark.parametrize("scenario", sorted(REAL_SPIN))

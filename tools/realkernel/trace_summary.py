@@ -1,20 +1,24 @@
 """Summarise an ftrace text trace of wis-trace.sh (stdin) for the tasks named argv[1]*:
-remote flush requests by the state the other task was in (running, or switched out
-with prev_state D, S, R...), flushes done in IPI handlers, and the tasks' D sleeps with
-the system call or fault they slept in (from the stack traced at the switch)."""
+remote flush requests by the state the other CPU's worker task was in (running, or
+switched out with prev_state D, S, R...), flushes done in IPI handlers, and the tasks'
+D sleeps with the system call or fault they slept in (from the stack traced at the
+switch). A worker is the task that made the last flush request on its CPU (the driver's
+own thread has the same name but makes none)."""
 
 import re
 import sys
 from collections import Counter
 
-LINE = re.compile(r"\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
-SWITCH = re.compile(r"prev_comm=(\S+).*prev_state=(\S+).*next_comm=(\S+)")
+LINE = re.compile(r"^\s*(\S+)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
+SWITCH = re.compile(r"prev_comm=(\S+) prev_pid=(\d+).*prev_state=(\S+) ==> "
+                    r"next_comm=(\S+) next_pid=(\d+)")
 WHERE = {"vm_mmap_pgoff": "mmap", "__vm_munmap": "munmap", "handle_mm_fault": "a fault"}
 
 
 def main() -> None:
     name = sys.argv[1]
-    state, left, sleeps, counts, where = {}, {}, [], Counter(), Counter()
+    state, left, worker = {}, {}, {}
+    sleeps, counts, where = [], Counter(), Counter()
     stack = None                      # where the last D sleep's stack points, once found
     for line in sys.stdin:
         if line.lstrip().startswith("=>"):
@@ -26,18 +30,23 @@ def main() -> None:
         m = LINE.search(line)
         if not m:
             continue
-        t, cpu, event, rest = float(m.group(2)), int(m.group(1)), m.group(3), m.group(4)
+        comm, pid, cpu, t, event, rest = m.groups()
+        cpu, t = int(cpu), float(t)
+        for running in (pid,) + ((SWITCH.search(rest).group(5),)
+                                 if event == "sched_switch" else ()):
+            if state.get(running, "running") != "running":  # on a CPU again (its switch
+                if state[running] == "D":                     # in is not always traced)
+                    sleeps.append(t - left[running])
+                state[running] = "running"
         if event == "sched_switch":
-            prev, prev_state, nxt = SWITCH.search(rest).groups()
+            prev, prev_pid, prev_state = SWITCH.search(rest).group(1, 2, 3)
             if prev.startswith(name):
-                state[cpu], left[cpu] = prev_state, t
+                state[prev_pid], left[prev_pid] = prev_state, t
                 stack = "" if prev_state == "D" else None
-            if nxt.startswith(name):
-                if state.get(cpu) == "D":
-                    sleeps.append(t - left[cpu])
-                state[cpu] = "running"
-        elif "remote IPI send" in rest:
-            counts["requests, other task " + state.get(1 - cpu, "not seen")] += 1
+        elif "remote IPI send" in rest and comm.startswith(name):
+            worker[cpu] = pid
+            other = worker.get(1 - cpu)
+            counts["requests, other task " + state.get(other, "running")] += 1
         elif "remote shootdown" in rest:
             counts["flushes done in the IPI handler"] += 1
     for what, n in sorted(counts.items()):

@@ -1,9 +1,10 @@
 """Summarise an ftrace text trace of wis-trace.sh (stdin) for the tasks named argv[1]*:
 remote flush requests by the state the other CPU's worker task was in (running, or
-switched out with prev_state D, S, R...), flushes done in IPI handlers, and the tasks'
-D sleeps with the system call or fault they slept in (from the stack traced at the
-switch). A worker is the task that made the last flush request on its CPU (the driver's
-own thread has the same name but makes none)."""
+switched out with prev_state D, S, R...), flushes done in IPI handlers, the tasks' D
+sleeps with the system call or fault they slept in (from the stack traced at the
+switch), and how long their munmaps of the whole mapping took. A worker is the task
+that made the last flush request on its CPU (the driver's own thread has the same name
+but makes none)."""
 
 import re
 import sys
@@ -12,6 +13,8 @@ from collections import Counter
 LINE = re.compile(r"^\s*(\S+)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
 SWITCH = re.compile(r"prev_comm=(\S+) prev_pid=(\d+).*prev_state=(\S+) ==> "
                     r"next_comm=(\S+) next_pid=(\d+)")
+MUNMAP = re.compile(r"^\s*(\S+)-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): sys_munmap(\(| ->)")
+BIG = 1 << 20                     # bytes: a munmap of the test's mapping, not of a stack
 WHERE = {"vm_mmap_pgoff": "mmap", "__vm_munmap": "munmap", "handle_mm_fault": "a fault"}
 
 
@@ -19,6 +22,7 @@ def main() -> None:
     name = sys.argv[1]
     state, left, worker = {}, {}, {}
     sleeps, counts, where = [], Counter(), Counter()
+    entered, munmaps = {}, []
     stack = None                      # where the last D sleep's stack points, once found
     for line in sys.stdin:
         if line.lstrip().startswith("=>"):
@@ -26,6 +30,14 @@ def main() -> None:
             if stack == "" and func in WHERE:
                 stack = WHERE[func]
                 where[stack] += 1
+            continue
+        u = MUNMAP.search(line)
+        if u and u.group(1).startswith(name):
+            if u.group(4) == "(":
+                if int(line.split("len: ")[1].rstrip(")\n"), 16) >= BIG:
+                    entered[u.group(2)] = float(u.group(3))
+            elif u.group(2) in entered:
+                munmaps.append(float(u.group(3)) - entered.pop(u.group(2)))
             continue
         m = LINE.search(line)
         if not m:
@@ -54,6 +66,10 @@ def main() -> None:
     print(f"{len(sleeps):8d}  D sleeps, {sum(sleeps) * 1e3:.2f} ms in all, "
           f"longest {max(sleeps, default=0) * 1e3:.3f} ms; slept in: "
           + ", ".join(f"{w} {n}" for w, n in where.most_common()))
+    if munmaps:
+        print(f"{len(munmaps):8d}  munmaps of at least {BIG >> 20} MiB, "
+              f"{min(munmaps) * 1e3:.3f} to {max(munmaps) * 1e3:.3f} ms, "
+              f"mean {sum(munmaps) / len(munmaps) * 1e3:.3f} ms")
 
 
 if __name__ == "__main__":

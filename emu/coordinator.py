@@ -129,9 +129,9 @@ class Coordinator(Component):
         a woken thread's next request is charged at least a system call's entry, a page
         walk and fault, or a context switch first, and a thread woken from a fault told
         the kernel more (its remaining touch: Cpu.next_request_ns); a local flush is not
-        answered. The engine keeps the
-        same bound for the message while it is in flight. So the kernel stops there for
-        this window: no request or ack reaches it in its past. (Accessed-bit reports and
+        answered. The engine keeps the same bound for the message while it is in flight.
+        So the kernel stops there for this window: no request or ack reaches it in its
+        past. (Accessed-bit reports and
         thread exits cost nothing and may arrive after the kernel's time: they carry
         their own time, and an accessed bit set a little late is harmless.) The ideal
         policy's frame query is answered at its own time."""

@@ -15,9 +15,9 @@ A *paced* component (the coordinator) runs only up to the horizon: the earliest 
 which any unpaced component (a CPU) could send it something, as known at the window's
 start: the least of each one's `answer_bound` (its lookahead: the least its next
 request or ack costs it) and of what messages in flight to them could be answered at
-(`post`'s `answer_at`). Nothing a CPU sends
-during the window can then be older than what the coordinator has done, so the kernel
-sees every CPU's requests in simulated-time order. The other way round, the
+(`post`'s `answer_at`). Nothing a CPU sends during the window can then be older than
+what the coordinator has done, so the kernel sees every CPU's requests in
+simulated-time order. The other way round, the
 unpaced components run only to 1 ns past the paced ones' earliest pending work (their
 own events, and what was sent to them), as known at the window's start: whatever the
 kernel does in a window happens at or after that time, so its IPIs, replies and

@@ -131,14 +131,14 @@ class Coordinator(Component):
         the kernel more (its remaining touch: Cpu.next_request_ns); a local flush is not
         answered. The engine keeps the same bound for the message while it is in flight.
         So the kernel stops there for this window: no request or ack reaches it in its
-        past. (Accessed-bit reports and
-        thread exits cost nothing and may arrive after the kernel's time: they carry
-        their own time, and an accessed bit set a little late is harmless.) The ideal
-        policy's frame query is answered at its own time."""
+        past. (Accessed-bit reports and thread exits cost nothing and may arrive after
+        the kernel's time: they carry their own time, and an accessed bit set a little
+        late is harmless.) The ideal policy's frame query is answered at its own
+        time."""
         if kind == P.REPLY and payload[0] in self._resume_ns:   # a fault's: its thread said
             limit = ts + self._resume_ns.pop(payload[0])
         else:
-            limit = min(ts + self._lookahead.get(kind, 0), INF)
+            limit = min(ts + self._lookahead[kind], INF)
         super().send(dst, kind, payload, ts, limit)
         if limit < self._limit:
             self._limit = limit

@@ -4,9 +4,9 @@ The coordinator owns the authoritative copy (a MasterReplica) and logs each chan
 with its simulated time; once per window the log is broadcast through shared memory
 and every rank applies it to its own Replica. CPUs walk their rank's replica on a TLB
 miss instead of paying a round trip to the coordinator, and the safety oracle reads
-frame state from it. The kernel runs up to the CPUs' lookahead past the slowest CPU
-(engine.py), so a page-table entry the kernel changed after a CPU's clock is read as it
-was at that clock (Replica.at).
+frame state from it. The kernel runs up to the least of the CPUs' lookahead bounds
+(engine.py), past some CPUs' clocks, so a page-table entry the kernel changed after a
+CPU's clock is read as it was at that clock (Replica.at).
 
 PTE encoding: -1 none; otherwise (pfn << 2) | writable << 1 | accessible, where a
 present but inaccessible entry is a NUMA hint (PROT_NONE) or migration entry.

@@ -10,9 +10,20 @@ and other kernel threads run on CPU 0, beside which the coordinator is placed.
 from emu import protocol as P
 from emu.cpu.cpu import answer_lookahead
 from emu.engine.component import INF, Component
-from emu.engine.process import Delay, Process, ProcessRunner, Wait
+from emu.engine.process import Delay, Process, ProcessRunner
 from emu.latency import LatencyLog
-from emu.mm import filemap, madvise, memory, migrate, mmap, mprotect, numa_balancing, page_alloc, vmscan
+from emu.mm import (
+    filemap,
+    madvise,
+    memory,
+    migrate,
+    mmap,
+    mmap_lock,
+    mprotect,
+    numa_balancing,
+    page_alloc,
+    vmscan,
+)
 from emu.mm.kernel import Kernel
 from emu.mm.tlb import Shootdown, ipi_condition, ipi_targets, send_ipis
 from emu.policy import make_policy
@@ -71,7 +82,7 @@ class Coordinator(Component):
         boot = Process(0, KTHREAD_CPU, "boot", True, -1)
         for vma in self.k.layout.vmas:
             if vma.mapped:
-                for _ in mmap.do_mmap(self.k, boot, vma, False):
+                for _ in self._syscall(boot, "mmap", (vma.idx, False, 0, 0)):
                     pass
 
     def _mover(self, task, interval: int, pages: int):
@@ -155,8 +166,8 @@ class Coordinator(Component):
         k = self.k
         if kind == P.FAULT:
             tid, vpage, access, cpu, segv_skip, self._resume_ns[tid] = p
-            self._user(lambda task: memory.handle_mm_fault(k, task, vpage, access), t, cpu, tid,
-                       segv_skip)
+            self._user(lambda task: memory.do_user_addr_fault(k, task, vpage, access), t, cpu,
+                       tid, segv_skip)
         elif kind == P.SYSCALL:
             tid, op, args, cpu = p
             self._user(lambda task: self._syscall(task, op, args), t, cpu, tid)
@@ -215,24 +226,21 @@ class Coordinator(Component):
             yield from fn(k, task, *args)
             return
         vma, extra, first, npages = k.layout.vmas[args[0]], args[1], args[2], args[3]
-        if op in ("mmap", "munmap"):
-            mm = k.mms[vma.mm]
-            while mm.mmap_locked:
-                yield Wait(("mmap_lock", mm.id))
-            mm.mmap_locked = True
-            try:
-                if op == "mmap":
-                    yield from mmap.do_mmap(k, task, vma, bool(extra), first, npages)
-                else:
-                    yield from mmap.do_munmap(k, task, vma, first, npages)
-            finally:
-                mm.mmap_locked = False
-                self.runner.notify(("mmap_lock", mm.id), task.t)
+        locks = k.mms[vma.mm].locks
+        if op == "munmap":              # downgrades mmap_lock and releases it itself
+            yield from mmap_lock.down(k, task, locks, True)
+            yield from mmap.do_munmap(k, task, vma, first, npages, unlock=True)
+            return
+        write = op != "madvise"
+        yield from mmap_lock.down(k, task, locks, write)
+        if op == "mmap":
+            yield from mmap.do_mmap(k, task, vma, bool(extra), first, npages)
         elif op == "mprotect":
             yield from mprotect.do_mprotect(k, task, vma, extra, first, npages)
-        elif op == "madvise":
+        else:
             advise = madvise.madvise_pageout if extra == "pageout" else madvise.madvise_dontneed
             yield from advise(k, task, vma, first, npages)
+        mmap_lock.up(k, task, locks, write)
 
     def tell_thread(self, cpu: int, kind: int, payload, t: int) -> None:
         """Wake a thread (REPLY) or put it to sleep in I/O (IO_WAIT), and remember what
@@ -246,6 +254,13 @@ class Coordinator(Component):
         self.told.setdefault(cpu, []).append(state)
         self.told_version += 1
         self.send(cpu, kind, payload, t)
+
+    def sleep_thread(self, task) -> None:
+        """`task`'s thread sleeps in the kernel (I/O, a lock): it leaves its CPU, once per
+        task; its REPLY brings it back."""
+        if task.tid >= 0 and not task.asleep:
+            task.asleep = True
+            self.tell_thread(task.cpu, P.IO_WAIT, (task.tid,), task.t)
 
     def _forget_told(self) -> None:
         """Drop what every CPU's publication reflects: a message sent in window e is

@@ -21,13 +21,15 @@ class Wait:
 
 
 class Process:
-    """A running generator and its context: time, CPU, thread served, flush source."""
+    """A running generator and its context: time, CPU, thread served, flush source,
+    whether that thread has left its CPU to sleep."""
 
-    __slots__ = ("gen", "t", "cpu", "name", "kthread", "tid", "source")
+    __slots__ = ("gen", "t", "cpu", "name", "kthread", "tid", "source", "asleep")
 
     def __init__(self, t: int, cpu: int, name: str, kthread: bool, tid: int):
         self.gen, self.t, self.cpu, self.name = None, t, cpu, name
         self.kthread, self.tid, self.source = kthread, tid, None
+        self.asleep = False
 
 
 class ProcessRunner:

@@ -5,7 +5,6 @@ readahead brings in up to `readahead_pages` pages at the disk's latency and band
 A read fault then maps up to `fault_around_pages` neighbours already in the cache.
 """
 
-from emu import protocol as P
 from emu.engine.process import Delay, Wait
 from emu.mm.page_alloc import alloc_pages
 
@@ -45,7 +44,7 @@ def page_cache_read(k, task, file: int, index: int, tid: int = -1):
         return pfn
     k.vmstat["pgmajfault"] += 1
     if tid >= 0:
-        k.coord.tell_thread(task.cpu, P.IO_WAIT, (tid,), task.t)
+        k.coord.sleep_thread(task)
     end = min(k.layout.file_pages[file], index + k.cfg["readahead_pages"])
     batch = [i for i in range(index, end) if i not in space.pages
              and k.layout.file_cid(file, i) not in k.pages_under_io]
@@ -91,7 +90,7 @@ def do_fault_around(k, vma, vpage: int) -> None:
     space = k.files[vma.file]
     base = vma.start + (_index(vma, vpage) // n) * n
     for vp in range(max(base, vma.start), min(base + n, vma.start + vma.pages)):
-        if vp == vpage or k.R.pte[vp] >= 0:
+        if vp == vpage or k.R.pte[vp] >= 0 or vp in k.faulting:   # theirs to map
             continue
         pfn = space.pages.get(_index(vma, vp))
         if pfn is not None and not k.folios[pfn].locked:

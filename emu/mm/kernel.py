@@ -74,6 +74,7 @@ class Kernel:
         self.policy = None
         self.kswapd_awake = [False] * self.nodes
         self.pages_under_io = {}       # cid -> True while its read is in flight
+        self.faulting: set[int] = set()   # vpages with a fault in progress (their PTE lock)
         self.numa_rate_window, self.numa_rate_pages = -1, 0
         self._pub = self._pub_rows = None   # the window's published state, read as lists
         self._masks: dict[tuple[int, int], tuple[int, ...]] = {}

@@ -7,7 +7,7 @@ read with fault-around, write to a shared file page, copy-on-write of a private 
 
 from emu.engine.process import Delay, Wait
 from emu.errors import EmuError
-from emu.mm import filemap, numa_balancing
+from emu.mm import filemap, mmap_lock, numa_balancing
 from emu.mm.page_alloc import alloc_pages
 from emu.mm.replica import pte_pfn, pte_write
 from emu.workload.patterns import WRITE
@@ -22,17 +22,30 @@ def writable(k, vpage: int) -> bool:
     return bool(k.prot[vpage] & 2)
 
 
+def do_user_addr_fault(k, task, vpage: int, access: int):
+    """arch/x86/mm/fault.c: a thread's fault, under its VMA's lock, or mmap_lock for
+    read when a writer holds the VMA (mmap_lock.py)."""
+    vma = k.vma_of[vpage]
+    locks = k.mms[vma.mm].locks
+    mmap_held = yield from mmap_lock.lock_vma_or_mmap(k, task, locks, vma)
+    try:
+        yield from handle_mm_fault(k, task, vpage, access)
+    except SegFault:
+        mmap_lock.unlock_vma_or_mmap(k, task, locks, vma, mmap_held)
+        raise
+    mmap_lock.unlock_vma_or_mmap(k, task, locks, vma, mmap_held)
+
+
 def handle_mm_fault(k, task, vpage: int, access: int):
     """The fault, between two calls of the policy's fault hook: LUF flushes at the end of
     handle_mm_fault() (patches 16, 19, 20); emu also flushes before the fault, because
     its oracle counts a page as changed from the moment a PTE for it is writable, which
     in the kernel is before the end of the fault (docs/luf.md)."""
     k.vmstat["pgfault"] += 1
+    while vpage in k.faulting:                 # the PTE lock: one fault installs, the
+        yield Wait(("fault", vpage))           # other then finds its PTE (pte_same())
     vma = k.vma_of[vpage]
     mm = k.mms[vma.mm]
-    while mm.mmap_locked:                      # mmap/munmap in progress: mmap_lock
-        yield Wait(("mmap_lock", mm.id))
-        vma = k.vma_of[vpage]
     if not k.mapped[vpage] or not k.prot[vpage]:
         raise SegFault(f"a thread of '{mm.name}' touched '{vma.name}', which is not mapped "
                        "or PROT_NONE at that time (segmentation fault)", "scenario")
@@ -40,9 +53,12 @@ def handle_mm_fault(k, task, vpage: int, access: int):
     if write and not writable(k, vpage):
         raise EmuError(f"a thread of '{k.mms[vma.mm].name}' wrote to read-only mapping "
                        f"'{vma.name}' (segmentation fault)", "scenario")
+    k.faulting.add(vpage)
     yield from k.policy.fault(task, vma, write, False)
     yield from _do_fault(k, task, vma, vpage, write)
     yield from k.policy.fault(task, vma, write, True)
+    k.faulting.discard(vpage)
+    k.coord.runner.notify(("fault", vpage), task.t)
 
 
 def _do_fault(k, task, vma, vpage: int, write: bool):

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from emu.mm.mmap_lock import MmLocks
 from emu.mm.tlb import TRIM_INTERVAL_NS
 
 PROT_BITS = {"none": 0, "r": 1, "rw": 3, "rx": 5}   # PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4
@@ -17,7 +18,7 @@ class MmStruct:
     tlb_flush_batched_pending: int = 0   # mm->tlb_flush_batched: pending ...
     tlb_flush_batched_flushed: int = 0   # ... and flushed halves
     numa_scan_offset: int = 0
-    mmap_locked: bool = False        # mmap_lock held for write by mmap/munmap
+    locks: MmLocks = field(default_factory=MmLocks)   # mmap_lock and the VMAs' locks
     tlb_flush_pending: int = 0       # mmu_gathers in progress (mm_tlb_flush_nested())
     luf: object = None               # policy state folded into the mm (LUF)
     next_trim_cpumask: int = TRIM_INTERVAL_NS   # mm->context: jiffies + HZ at creation (t = 0)

@@ -10,8 +10,14 @@ of its page table (zap_present_folio_ptes(): force_flush) and limits the batches
 local one plus one more. free_pgtables() frees page tables no other mapping uses; the
 final flush in tlb_finish_mmu() then carries freed_tables, and becomes a full flush when
 another thread of the mm is batching PTE changes at the same time (mm_tlb_flush_nested()).
+
+The zap takes time: `zap_pte_ns` per present PTE cleared, charged for each page table's
+run before its flush, and `free_page_ns` per frame freed after a flush; both are from
+munmap times measured on the real kernel (docs/real-kernel.md). Another thread's fault
+or flush can thus come between two page tables of a long unmap, as on a real CPU.
 """
 
+from emu.engine.process import Delay
 from emu.mm.replica import pte_pfn, pte_write
 from emu.mm.tlb import flush_tlb_mm_range
 from emu.protocol import FULL
@@ -70,6 +76,8 @@ class MmuGather:
     def flush(self):
         """tlb_flush_mmu(): flush, then free the batched frames."""
         yield from self.flush_tlbonly()
+        if self.to_free:
+            yield Delay(len(self.to_free) * self.k.cost["free_page_ns"])
         for pfn in self.to_free:
             self.k.free_folio(pfn, self.task.cpu)
         self.to_free = []
@@ -92,11 +100,13 @@ def zap_page_range(k, tlb: MmuGather, first: int, npages: int):
     while vp < end:
         table_end = min(end, base + ((vp - base) // PTRS_PER_PTE + 1) * PTRS_PER_PTE)
         force = False
+        zapped = 0
         while vp < table_end:
             pte = k.unmap_pte(vp)
             vp += 1
             if pte < 0:
                 continue
+            zapped += 1
             tlb.remove_tlb_entry(vp - 1)
             folio = k.folios[pte_pfn(pte)]
             dirty = not folio.anon and pte_write(pte)   # writable file PTE: written
@@ -106,6 +116,8 @@ def zap_page_range(k, tlb: MmuGather, first: int, npages: int):
             if tlb.remove_page(dirty):
                 force = True
                 break
+        if zapped:
+            yield Delay(zapped * k.cost["zap_pte_ns"])
         if force:
             yield from tlb.flush()
 

@@ -3,6 +3,7 @@ a present PTE's write or access bit is flushed: measured on this machine's kerne
 (docs/real-kernel.md), RW->RO and RO->RW both send an IPI per call to a sibling running
 the mm."""
 
+from emu.mm import mmap_lock
 from emu.mm.replica import make_pte, pte_pfn, pte_write
 from emu.mm.tlb import flush_tlb_mm_range
 
@@ -10,6 +11,7 @@ from emu.mm.tlb import flush_tlb_mm_range
 def do_mprotect(k, task, vma, prot_bits: int, first: int = 0, npages: int = 0):
     npages = npages or vma.pages - first
     mm = k.mms[vma.mm]
+    yield from mmap_lock.vma_start_write(k, task, mm.locks, vma)   # mmap_lock held for write
     yield from k.policy.flush_tlb_batched_pending(task, mm)
     yield from k.policy.tlb_end_vma(task, vma)
     write, access = bool(prot_bits & 2), bool(prot_bits & 1)

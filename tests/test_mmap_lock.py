@@ -171,3 +171,15 @@ def test_a_thread_asleep_on_mmap_lock_is_lazy_and_gets_no_ipi(tmp_path):
         assert run["shootdowns_by_source"]["madvise"]["flushes"] == 1
     assert ipis(runs["mmap"]) == 0
     assert ipis(runs["spin"]) == 1
+
+
+def test_trylock_fails_while_a_writer_holds_it_or_anyone_queues():
+    k, locks, log = world()
+    assert mmap_lock.try_down(locks, False)             # a NUMA scan's read lock
+    locker(k, locks, log, "w1", 0, True, 10)            # queues behind it
+    k.coord.runner.step()
+    assert not mmap_lock.try_down(locks, False)         # a reader does not pass a writer
+    mmap_lock.up(k, SimpleNamespace(t=5), locks, False)
+    run(k)
+    assert entered(log)["w1"] == 5 and mmap_lock.try_down(locks, True)
+    assert not mmap_lock.try_down(locks, False)

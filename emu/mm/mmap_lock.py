@@ -5,7 +5,8 @@ mmap() and mprotect() hold mmap_lock for write (vm_mmap_pgoff(), do_mprotect_pke
 munmap() takes it for write, detaches the VMAs and downgrades it to read for the zap
 (__vm_munmap() -> do_vmi_align_munmap() -> vms_complete_munmap_vmas():
 mmap_write_downgrade(), then mmap_read_unlock()); madvise(MADV_DONTNEED, MADV_PAGEOUT)
-holds it for read (madvise_need_mmap_write() is 0 for both). A writer write-locks each
+holds it for read (madvise_need_mmap_write() is 0 for both), and the NUMA scan for read if
+it can (task_numa_work(): mmap_read_trylock(), else no scan this period). A writer write-locks each
 VMA it changes (vma_start_write(), which waits for the faults inside it) until it
 unlocks or downgrades mmap_lock (vma_end_write_all()). A page fault takes only its
 VMA's lock (lock_vma_under_rcu()); when that VMA is write-locked it falls back to
@@ -62,15 +63,22 @@ def _sleep(k, task):
     yield Wait(task)
 
 
-def down(k, task, locks: MmLocks, write: bool):
-    """mmap_write_lock() / mmap_read_lock(): at once when the lock is free for it and
-    nobody queues, else queued."""
+def try_down(locks: MmLocks, write: bool) -> bool:
+    """mmap_write_trylock() / mmap_read_trylock(): taken if free for it and nobody
+    queues."""
     sem = locks.mmap_lock
-    if not sem.queue and sem.free_for(write):
-        sem.take(write)
-        return
-    sem.queue.append((task, write))
-    yield from _sleep(k, task)
+    if sem.queue or not sem.free_for(write):
+        return False
+    sem.take(write)
+    return True
+
+
+def down(k, task, locks: MmLocks, write: bool):
+    """mmap_write_lock() / mmap_read_lock(): at once if try_down() takes it, else
+    queued."""
+    if not try_down(locks, write):
+        locks.mmap_lock.queue.append((task, write))
+        yield from _sleep(k, task)
 
 
 def _wake(k, sem: RwSem, t: int, readers_only: bool = False) -> None:

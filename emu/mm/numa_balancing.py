@@ -1,7 +1,8 @@
 """kernel/sched/fair.c task_numa_work() and mm/memory.c do_numa_page(), tiering mode.
 
-Every scan period a process's next `numa_scan_size_pages` are made PROT_NONE
-(change_prot_numa(): an mprotect-like change that costs a flush, with
+Every scan period, under mmap_lock for read if it is free (else that period's scan is
+skipped, as mmap_read_trylock() makes it), a process's next `numa_scan_size_pages` are
+made PROT_NONE (change_prot_numa(): an mprotect-like change that costs a flush, with
 flush_tlb_batched_pending() and tlb_end_vma() per VMA like mprotect), skipping pages on
 the top tier (DRAM) as NUMA_BALANCING_MEMORY_TIERING does. The next access is a hint fault;
 a CXL page touched within the hot threshold of its scan is promoted to DRAM if the
@@ -10,6 +11,7 @@ is woken on DRAM to make room.
 """
 
 from emu.engine.process import Delay
+from emu.mm import mmap_lock
 from emu.mm.page_alloc import WMARK_HIGH
 from emu.mm.replica import make_pte, pte_pfn, pte_write
 from emu.mm.tlb import flush_tlb_mm_range
@@ -22,6 +24,8 @@ def task_numa_work(k, task, mm):
     base, total = k.layout.mm_base[mm.id], k.layout.mm_pages[mm.id]
     while k.coord.mm_live[mm.id]:
         yield Delay(period)
+        if not mmap_lock.try_down(mm.locks, False):                # mmap_read_trylock()
+            continue
         yield from k.policy.flush_tlb_batched_pending(task, mm)    # change_pte_range()
         lo = hi = -1
         vmas = {}
@@ -47,6 +51,7 @@ def task_numa_work(k, task, mm):
         if lo >= 0:
             task.source = "numa_scan"
             yield from flush_tlb_mm_range(k, task, mm.id, lo, hi - lo + 1, False)
+        mmap_lock.up(k, task, mm.locks, False)
 
 
 def promotion_allowed(k, t: int) -> bool:

@@ -10,6 +10,7 @@ from conftest import run_json
 from test_mm_units import StandInCoordinator, Task, drive
 
 from emu.cpu.cpu import Cpu
+from emu.engine.component import INF
 from emu.errors import EmuError
 from emu.mm import madvise, memory, mmap
 from emu.mm.kernel import Kernel
@@ -170,6 +171,28 @@ def test_dirty_shared_file_pages_flush_per_page_table(tmp_path):
     assert tables in (4, 5)
     assert flushes(k, madvise.madvise_dontneed(k, Task(), vma, 0, 1)) == 1
     assert flushes(k, mmap.do_munmap(k, Task(), vma, 1, 2047)) == tables + 1
+
+
+def test_two_faults_on_one_page_map_it_once(tmp_path):
+    """The second fault waits for the first (the PTE lock) and then finds its PTE: one
+    frame, mapped once; without the wait both would map a frame of their own."""
+    sc = scenario(tmp_path, pages=4, steps='{ op = "count" }')
+    k = kernel_for(sc)
+    vma = k.layout.vmas[0]
+    drive(mmap.do_mmap(k, Task(), vma, False))
+    runner, done = k.coord.runner, {}
+
+    def fault(task):
+        yield from memory.do_user_addr_fault(k, task, vma.start, WRITE)
+        done[task.name] = task.t
+    for name, at in (("first", 0), ("second", 10)):
+        runner.spawn(fault, at, int(at > 0), name, tid=at)
+    while runner.next_time() < INF:
+        runner.step()
+    pfn = k.R.pte[vma.start] >> 2
+    assert k.folios[pfn].mapcount == [vma.start]
+    assert k.vmstat["pgalloc"] == 1 and k.vmstat["pgfault"] == 2
+    assert done["second"] == done["first"] > 10
 
 
 # -- hot working set ---------------------------------------------------------------------

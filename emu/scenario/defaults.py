@@ -38,10 +38,10 @@ DEFAULTS = {
         "disk_latency_ns": 80_000,      # assumed NVMe read latency
         "disk_page_ns": 1_365,          # 4 KiB at 3 GB/s, assumed NVMe bandwidth
         "migrate_copy_ns": 400,         # 4 KiB at ~10 GB/s copy
-        "zap_pte_ns": 407,              # measured: munmap of 32,768 dirty shmem pages
-                                        # (page_fault3), docs/real-kernel.md
-        "free_page_ns": 132,            # measured: page_fault1's munmap, 539 ns a freed
-                                        # anonymous page, less zap_pte_ns
+        "zap_pte_ns": 297,              # measured: page_fault3's munmaps of 32,768 dirty
+                                        # shmem pages (docs/real-kernel.md)
+        "free_page_ns": 127,            # measured: page_fault1/2's of anonymous pages,
+                                        # 424 ns a page, less zap_pte_ns
         "tlb_single_page_flush_ceiling": 33,  # arch/x86/mm/tlb.c
     },
     "kernel": {

@@ -2,11 +2,14 @@
 remote flush requests by the state the other CPU's worker task was in (running, or
 switched out with prev_state D, S, R...), flushes done in IPI handlers, the tasks' D
 sleeps with the system call or fault they slept in (from the stack traced at the
-switch), and how long their munmaps of the whole mapping took. A worker is the task
+switch), and how long their munmaps of the whole mapping took, apart for those during
+which the task was switched out (a lock wait, a preemption): the others time the zap
+alone, what emu's zap_pte_ns and free_page_ns come from. A worker is the task
 that made the last flush request on its CPU (the driver's own thread has the same name
 but makes none)."""
 
 import re
+import statistics
 import sys
 from collections import Counter
 
@@ -22,7 +25,7 @@ def main() -> None:
     name = sys.argv[1]
     state, left, worker = {}, {}, {}
     sleeps, counts, where = [], Counter(), Counter()
-    entered, munmaps = {}, []
+    entered, munmaps, switched = {}, {True: [], False: []}, set()
     stack = None                      # where the last D sleep's stack points, once found
     for line in sys.stdin:
         if line.lstrip().startswith("=>"):
@@ -37,7 +40,8 @@ def main() -> None:
                 if int(line.split("len: ")[1].rstrip(")\n"), 16) >= BIG:
                     entered[u.group(2)] = float(u.group(3))
             elif u.group(2) in entered:
-                munmaps.append(float(u.group(3)) - entered.pop(u.group(2)))
+                munmaps[u.group(2) in switched].append(float(u.group(3)) - entered.pop(u.group(2)))
+                switched.discard(u.group(2))
             continue
         m = LINE.search(line)
         if not m:
@@ -54,6 +58,8 @@ def main() -> None:
             prev, prev_pid, prev_state = SWITCH.search(rest).group(1, 2, 3)
             if prev.startswith(name):
                 state[prev_pid], left[prev_pid] = prev_state, t
+                if prev_pid in entered:
+                    switched.add(prev_pid)
                 stack = "" if prev_state == "D" else None
         elif "remote IPI send" in rest and comm.startswith(name):
             worker[cpu] = pid
@@ -66,11 +72,14 @@ def main() -> None:
     print(f"{len(sleeps):8d}  D sleeps, {sum(sleeps) * 1e3:.2f} ms in all, "
           f"longest {max(sleeps, default=0) * 1e3:.3f} ms; slept in: "
           + ", ".join(f"{w} {n}" for w, n in where.most_common()))
-    if munmaps:
-        print(f"{len(munmaps):8d}  munmaps of at least {BIG >> 20} MiB, "
-              f"{min(munmaps) * 1e3:.3f} to {max(munmaps) * 1e3:.3f} ms, "
-              f"mean {sum(munmaps) / len(munmaps) * 1e3:.3f} ms")
-
+    for out, times in ((True, munmaps[True]), (False, munmaps[False])):
+        if times:
+            median = statistics.median(times)
+            print(f"{len(times):8d}  munmaps of at least {BIG >> 20} MiB "
+                  f"{'with' if out else 'with no'} switch-out, "
+                  f"{min(times) * 1e3:.3f} to {max(times) * 1e3:.3f} ms, "
+                  f"median {median * 1e3:.3f} ms ({median * 1e9 / 32768:.1f} ns a page of "
+                  "will-it-scale's 32,768)")
 
 if __name__ == "__main__":
     main()

@@ -13,10 +13,17 @@ quantum, so one run per cell is enough. It takes about 10 minutes on 2 cores.
 `--mean-seeds 1,2,3,4,5` runs every quantum with each of those seeds and compares the
 means: where a count moves with the seed as much as with the quantum (a chaotic
 system), the question is whether its expected value depends on the window.
+`--perturb` does the same for scenarios the seed does not move (reclaim's threads read
+in sequence): besides each seed's run, four more with one assumed cost a nanosecond
+off (page_walk_ns and dram_access_ns, each +1 and -1). Such a change moves reclaim's
+IPIs and allocstall by as much as the window does, so a single run per cell cannot
+tell the window's bias from the trajectory's sensitivity; the cells are the means, and
+each line ends with the members' relative standard deviation at the finest quantum.
 """
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -42,11 +49,26 @@ METRICS = (
 )
 
 
-def run(ranks: int, scenario: str, quantum: int, seed: int, out: Path) -> dict:
+PERTURBED = ("page_walk_ns", "dram_access_ns")   # assumed costs (scenario/defaults.py)
+
+
+def perturbations(scenario: str) -> list[list[str]]:
+    """`--set` arguments of the ensemble's members: as it is, and each PERTURBED cost of
+    the scenario 1 ns up and 1 ns down."""
+    sys.path.insert(0, str(ROOT))
+    from emu.scenario.load import load_scenario
+
+    cost = load_scenario(scenario, [])["cost"]
+    return [[]] + [["--set", f"cost.{key}={cost[key] + d}"] for key in PERTURBED
+                   for d in (1, -1)]
+
+
+def run(ranks: int, scenario: str, quantum: int, seed: int, out: Path,
+        sets: list[str] = ()) -> dict:
     """{policy: {metric: value}} of one `compare` job (plus its windows)."""
     cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "emu", "compare",
            "--scenario", scenario, "--policies", "vanilla,luf", "--quantum-ns", str(quantum),
-           "--seed", str(seed), "--json", str(out), "--quiet", *SCENARIOS[scenario]]
+           "--seed", str(seed), "--json", str(out), "--quiet", *SCENARIOS[scenario], *sets]
     timed(cmd, ROOT, 3600)
     runs = json.loads(out.read_text())["runs"]
     return {r["policy"]: {**{m: get(r) for m, _, get in METRICS},
@@ -59,6 +81,14 @@ def mean(results: list[dict]) -> dict:
         return results[0]
     return {policy: {m: sum(r[policy][m] for r in results) / len(results)
                      for m in results[0][policy]} for policy in results[0]}
+
+
+def relative_sd(results: list[dict], policy: str, metric: str) -> float | None:
+    """The runs' standard deviation of `metric` over their mean (None for one run)."""
+    values = [r[policy][metric] for r in results]
+    if len(values) < 2 or not statistics.mean(values):
+        return None
+    return statistics.stdev(values) / statistics.mean(values)
 
 
 def number(v: float) -> str:
@@ -76,6 +106,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="", help="other seeds, run at the reference quantum")
     ap.add_argument("--mean-seeds", default="1",
                     help="seeds run at every quantum; each cell is their mean")
+    ap.add_argument("--perturb", action="store_true",
+                    help="each cell the mean of a 1 ns perturbation ensemble (above)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -85,8 +117,11 @@ def main() -> None:
     table = []
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in args.scenarios.split(","):
-            by_q = {q: mean([run(args.ranks, scenario, q, seed, Path(tmp) / "r.json")
-                             for seed in mean_seeds]) for q in quanta}
+            members = [(seed, sets) for seed in mean_seeds
+                       for sets in (perturbations(scenario) if args.perturb else [[]])]
+            runs_q = {q: [run(args.ranks, scenario, q, seed, Path(tmp) / "r.json", sets)
+                          for seed, sets in members] for q in quanta}
+            by_q = {q: mean(rs) for q, rs in runs_q.items()}
             by_seed = {s: run(args.ranks, scenario, quanta[-1], s, Path(tmp) / "r.json")
                        for s in seeds}
             for policy in by_q[quanta[-1]]:
@@ -100,11 +135,14 @@ def main() -> None:
                                   "within": all(abs(d) <= tol for d in devs),
                                   "seed_values": [by_seed[s][policy][metric] for s in seeds],
                                   "seed_max_deviation": max((abs(d) for d in spread),
-                                                            default=None)})
+                                                            default=None),
+                                  "members_sd": relative_sd(runs_q[quanta[-1]], policy,
+                                                            metric)})
                 table.append({"scenario": scenario, "policy": policy, "metric": "windows",
                               "values": [by_q[q][policy]["windows"] for q in quanta]})
     print(f"quanta (ns): {', '.join(map(str, quanta))}; reference {quanta[-1]}"
           + (f"; each the mean of seeds {args.mean_seeds}" if len(mean_seeds) > 1 else "")
+          + ("; each the mean of a 1 ns perturbation ensemble" if args.perturb else "")
           + (f"; seeds {args.seeds} at the reference" if seeds else ""))
     for row in table:
         values = " / ".join(map(number, row["values"]))
@@ -114,10 +152,13 @@ def main() -> None:
             if row["seed_values"]:
                 line += f"  (seeds: {' / '.join(map(number, row['seed_values']))},"
                 line += f" max {row['seed_max_deviation']:.1%})"
+            if row["members_sd"] is not None:
+                line += f"  sd {row['members_sd']:.1%}"
         print(line)
     if args.json:
         args.json.write_text(json.dumps({"quanta": quanta, "seeds": seeds,
-                                         "mean_seeds": mean_seeds, "rows": table},
+                                         "mean_seeds": mean_seeds, "perturb": args.perturb,
+                                         "rows": table},
                                         indent=1) + "\n")
 
 

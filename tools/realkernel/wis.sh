@@ -3,8 +3,9 @@
 # and print, for 2 tasks in both modes, TLB-shootdown IPIs per iteration from the TLB row
 # of /proc/interrupts.  Upstream sources: $WIS_SRC, a will-it-scale checkout or git
 # directory; without it, cloned from GitHub.  RT=1 runs under chrt -f 2 (root; the tasks drop to FIFO 1).
-# As root each run gets a private tmpfs /tmp without huge pages (unshare -m), as emu has
-# none: on ext4 the kernel maps page_fault3's file with large folios (docs/real-kernel.md).
+# TMPFS=1 (root) gives each run a private tmpfs /tmp without huge pages (unshare -m), as
+# emu has none: on ext4 the kernel maps page_fault3's file with large folios; but tmpfs
+# has no readahead, which tlb_flush1's fault-around depends on (docs/real-kernel.md).
 set -e
 SECONDS_=${1:-5}
 REPEATS=${2:-3}
@@ -34,13 +35,13 @@ done
 RUN=""
 [ "${RT:-0}" = 1 ] && RUN="chrt -f 2"
 TMP="/tmp, as it is"
-[ "$(id -u)" = 0 ] && TMP="a private tmpfs, huge=never"
+[ "${TMPFS:-0}" = 1 ] && TMP="a private tmpfs, huge=never"
 echo "# will-it-scale $(cat "$build/COMMIT"), kernel $(uname -r), loadavg $(cut -d' ' -f1-3 /proc/loadavg), RT=${RT:-0}, files on $TMP" >&2
 for t in $TESTS; do
   for mode in threads processes; do
     r=0
     while [ $r -lt "$REPEATS" ]; do
-      if [ "$(id -u)" = 0 ]; then
+      if [ "${TMPFS:-0}" = 1 ]; then
         unshare -m sh -c "mount -t tmpfs -o huge=never tmpfs /tmp && cd /tmp && $RUN $build/${t}_$mode $TASKS $SECONDS_"
       else
         (cd /tmp && $RUN "$build/${t}_$mode" "$TASKS" "$SECONDS_")

@@ -5,19 +5,20 @@ mmap() and mprotect() hold mmap_lock for write (vm_mmap_pgoff(), do_mprotect_pke
 munmap() takes it for write, detaches the VMAs and downgrades it to read for the zap
 (__vm_munmap() -> do_vmi_align_munmap() -> vms_complete_munmap_vmas():
 mmap_write_downgrade(), then mmap_read_unlock()); madvise(MADV_DONTNEED, MADV_PAGEOUT)
-holds it for read (madvise_need_mmap_write() is 0 for both), and the NUMA scan for read if
-it can (task_numa_work(): mmap_read_trylock(), else no scan this period). A writer write-locks each
-VMA it changes (vma_start_write(), which waits for the faults inside it) until it
-unlocks or downgrades mmap_lock (vma_end_write_all()). A page fault takes only its
-VMA's lock (lock_vma_under_rcu()); when that VMA is write-locked it falls back to
-mmap_read_lock().
+holds it for read (madvise_need_mmap_write() is 0 for both), and so does the NUMA scan
+if it can (task_numa_work(): mmap_read_trylock(), else no scan that period). A writer
+write-locks each VMA it changes (vma_start_write(), which waits for the faults inside
+it) until it unlocks or downgrades mmap_lock (vma_end_write_all()). A page fault takes
+only its VMA's lock (lock_vma_under_rcu()); when that VMA is write-locked it falls back
+to mmap_read_lock().
 
 Waiters queue oldest first. A release hands the lock to the queue's head: a writer
 alone, or, with a reader at the head, every queued reader (rwsem_mark_wake(); a
-downgrade wakes readers only). A user task that has to wait sleeps (TASK_UNINTERRUPTIBLE):
-its thread leaves its CPU, which goes idle and so lazy, and flushes sent meanwhile skip
-it (Coordinator.sleep_thread). emu keeps the thread off its CPU until its call returns,
-where the kernel would run the rest of the call on it (docs/simplifications.md).
+downgrade wakes readers only). A user task that has to wait sleeps
+(TASK_UNINTERRUPTIBLE): its thread leaves its CPU, which goes idle and so lazy, and
+flushes sent meanwhile skip it unless they free page tables (Coordinator.sleep_thread).
+emu keeps the thread off its CPU until its call returns, where the kernel would run the
+rest of the call on it (docs/simplifications.md).
 """
 
 from collections import deque

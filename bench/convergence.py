@@ -30,6 +30,9 @@ from pathlib import Path
 
 from benchmark import ROOT, mpiexec, timed
 
+sys.path.insert(0, str(ROOT))       # this tree's emu, the one its runs import (cwd ROOT)
+from emu.scenario.load import load_scenario  # noqa: E402
+
 SCENARIOS = {
     "llama-tiering": ["--cpus", "16"] + [
         arg for i in range(3) for arg in ("--set", f"process.{i}.threads.0.count=5",
@@ -55,9 +58,6 @@ PERTURBED = ("page_walk_ns", "dram_access_ns")   # assumed costs (scenario/defau
 def perturbations(scenario: str) -> list[list[str]]:
     """`--set` arguments of the ensemble's members: as it is, and each PERTURBED cost of
     the scenario 1 ns up and 1 ns down."""
-    sys.path.insert(0, str(ROOT))
-    from emu.scenario.load import load_scenario
-
     cost = load_scenario(scenario, [])["cost"]
     return [[]] + [["--set", f"cost.{key}={cost[key] + d}"] for key in PERTURBED
                    for d in (1, -1)]

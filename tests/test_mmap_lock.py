@@ -1,6 +1,7 @@
 """mmap_lock and the per-VMA locks (emu/mm/mmap_lock.py): who gets the lock when, as
 rwsem.c's queue and 6.13's VMA locks give it. Pure logic, driven by a ProcessRunner;
-then one short MPI run: a thread asleep on mmap_lock is lazy, so a flush skips it."""
+then two short runs (one rank, two CPUs): a thread asleep on mmap_lock is lazy, so a
+flush skips it."""
 
 from types import SimpleNamespace
 
@@ -165,7 +166,8 @@ def test_a_thread_asleep_on_mmap_lock_is_lazy_and_gets_no_ipi(tmp_path):
     for name, sibling in siblings.items():
         path = tmp_path / f"{name}.toml"
         path.write_text(SLEEPER.replace("SIBLING", sibling))
-        out = run_json(2, tmp_path, "run", "--scenario", str(path), "--policy", "vanilla")
+        out = run_json(1, tmp_path, "run", "--scenario", str(path), "--cpus", "2",
+                       "--policy", "vanilla")
         runs[name] = out["runs"][0]
     for run in runs.values():
         assert run["shootdowns_by_source"]["madvise"]["flushes"] == 1

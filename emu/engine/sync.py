@@ -51,6 +51,7 @@ from emu.engine.liveness import CHECK_PERIOD_S, Liveness
 NAP_S = 2e-4          # longest sleep between polls
 PIPE_NAP_S = 1e-3     # a rank asleep on its pipe still drives MPI progress this often...
 PIPE_NAP_MAX_S = 8e-3  # ...backing off to this
+ARRIVAL_NAP_S = 2e-3  # the leader looks at the arrivals this often even if nobody wakes it
 WAKE_FANOUT = 4       # wake-ups go down a tree: no rank writes more than this many bytes
 FIRST_NAP_S = 2e-5    # first sleep; doubles up to the longest
 SETUP_NAP_S = 1e-2    # longest sleep in the set-up and closing barriers: ranks that arrive
@@ -108,9 +109,11 @@ def ranks_to_run(active: np.ndarray, incoming: np.ndarray, wake: np.ndarray,
                  window_end: int, ending: bool, behind: np.ndarray) -> np.ndarray:
     """Which ranks of a node run the next window: the leader (index 0) always; at the
     end every active rank (to leave the loop); otherwise an active rank with a message
-    to receive, with something to do before the window's end, or `behind` the ring of
-    blobs (about to be overwritten, or the ring is to start over). The others sleep:
-    their run of the window would change nothing."""
+    to receive, with something to do before `window_end` (where its CPUs stop in this
+    window: a CPU whose thread is ready but has reached the kernel's earliest pending
+    work cannot run on, and waking it for nothing was half of all wake-ups), or
+    `behind` the ring of blobs (about to be overwritten, or the ring is to start over).
+    The others sleep: their run of the window would change nothing."""
     if ending:
         run = active.copy()
     else:
@@ -265,22 +268,39 @@ class WindowSync:
         req = self.node.Ibarrier()
         backoff_wait(req.Test, self.live.check, SETUP_NAP_S)
 
-    def _sleep_until_woken(self, epoch: int, drain, push) -> None:
-        """Block on the pipe. While this epoch's barrier is open, run `drain` every few
-        ms so MPI makes progress on sends that were queued because a receiver's
-        shared-memory cells were full. Once the barrier has passed without waking this
-        rank (parked), a message found would belong to a later epoch: only `push` our
-        own sends, and once they are done only look at the leader now and then."""
+    def _sleep_until_woken(self, push) -> None:
+        """Block on the pipe. Every few ms `push` our own sends (MPI progress for sends
+        queued because a receiver's shared-memory cells were full); once they are all
+        done, only look at the ranks this one watches now and then. Messages to this
+        rank wait in MPI until it runs its window: receiving them earlier changes
+        nothing, and a probe that finds nothing costs MPICH's yield."""
         timeout = PIPE_NAP_S
         while not select.select([self.rfd], [], [], timeout)[0]:
-            self.win.Sync()
-            if self.woke[0] < epoch:
-                drain()
-                timeout = min(PIPE_NAP_MAX_S, timeout * 2)
-            else:
-                timeout = CHECK_PERIOD_S if push() else PIPE_NAP_MAX_S
+            timeout = CHECK_PERIOD_S if push() else min(PIPE_NAP_MAX_S, timeout * 2)
             self.live.check()
         os.read(self.rfd, 1)
+
+    def _wake_leader_if_last(self, epoch: int) -> None:
+        """The last rank to arrive wakes the leader, which sleeps on its pipe instead of
+        polling (its polls took the CPU of the ranks it waited for). Each rank writes its
+        arrival, fences (Win_sync) and then reads the others', so of two ranks arriving
+        together at least one sees both: a wake-up is never lost, at worst doubled (the
+        leader looks at the arrivals again). The ranks that take part in this epoch are
+        the leader and those its last barrier woke."""
+        taking_part = self.wake_list[:int(self.wake_n[0])]
+        if self.arrive[0] > epoch and self.arrive[taking_part].min(initial=epoch + 1) > epoch:
+            self._wake([0])
+
+    def _sleep_until_arrived(self, all_arrived, push) -> None:
+        """The leader sleeps on its pipe until the last rank to arrive writes to it,
+        pushing its own sends and looking at the ranks it waits for in between (and at
+        the arrivals every ARRIVAL_NAP_S, which costs latency only if a wake-up were
+        lost)."""
+        while not all_arrived():
+            timeout = ARRIVAL_NAP_S if push() else NAP_S
+            if select.select([self.rfd], [], [], timeout)[0]:
+                os.read(self.rfd, 4096)     # a doubled wake-up leaves a byte: take it too
+            self.live.check()
 
     def _wake(self, ranks) -> None:
         for i in ranks:
@@ -334,7 +354,7 @@ class WindowSync:
         head = min(n, RING_BYTES - i)
         return bytes(self.ring[i:i + head]) + bytes(self.ring[:n - head])
 
-    def barrier(self, epoch: int, drain, push) -> tuple[int, int, np.ndarray]:
+    def barrier(self, epoch: int, push) -> tuple[int, int, np.ndarray]:
         """Arrive at epoch `epoch` and sleep until this rank has work. Return the epoch
         whose barrier woke it (later than `epoch` if it was parked), the messages to
         expect in that epoch, and what every rank learns (START, HORIZON_MIN, ACTION,
@@ -343,10 +363,11 @@ class WindowSync:
         self.arrive[self.nrank] = epoch + 1     # shared memory starts zeroed
         self.win.Sync()
         if self.nrank == 0:
-            self._lead(epoch, drain)
+            self._lead(epoch, push)
             woke = epoch
         else:
-            self._sleep_until_woken(epoch, drain, push)
+            self._wake_leader_if_last(epoch)
+            self._sleep_until_woken(push)
             self.win.Sync()
             woke = int(self.woke[0])
             order = self.wake_list[:int(self.wake_n[0])].tolist()
@@ -357,7 +378,7 @@ class WindowSync:
             self.counts[p, :, self.rank].sum()
         return woke, int(expected), self.res_next[p].copy()
 
-    def _lead(self, epoch: int, drain) -> None:
+    def _lead(self, epoch: int, push) -> None:
         """The leader: stand in for the parked ranks, wait for the others, combine with
         the other nodes, choose who runs the next window and wake them. Every window
         it looks at the node's ranks (at most every CHECK_PERIOD_S): when it is the last
@@ -379,11 +400,11 @@ class WindowSync:
             self.win.Sync()
             return int(self.arrive[awake].min()) > epoch
 
-        self.wait(all_arrived, drain)
+        self._sleep_until_arrived(all_arrived, push)
         term = int(self.term[0])                # all_arrived has just synced the window
         minima = self.next[p, self.active][:, MINIMA[0]].min(axis=0)
         if self.multi_node:
-            term = self._leader_exchange(epoch, drain, term, minima)
+            term = self._leader_exchange(epoch, push, term, minima)
             incoming = self.res_counts[p, self.node_ranks]
         else:
             self.res_next[p, MINIMA[1]] = minima
@@ -400,7 +421,10 @@ class WindowSync:
         behind = (self.ring_head - self.read_pos > RING_BYTES - BLOB_BYTES) | \
             (epoch - self.last_woken >= RING_EPOCHS - 2) | \
             (self.ring_head % RING_BYTES > REWIND_BYTES)
-        run = ranks_to_run(self.active, incoming, self.next[p, :, WAKE], gmin + self.quantum,
+        # the ranks other than the coordinator's hold only unpaced components (CPUs),
+        # which run to 1 ns past the paced ones' earliest pending work (engine.py)
+        unpaced_end = min(gmin + self.quantum, int(self.res_next[p, PACED_MIN]) + 1)
+        run = ranks_to_run(self.active, incoming, self.next[p, :, WAKE], unpaced_end,
                            gmin >= self.stop or action != GO, behind)
         self.parked = self.active & ~run
         self.last_woken[run] = epoch

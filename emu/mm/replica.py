@@ -131,12 +131,29 @@ class Replica:
         later than `start` are applied one by one, each PTE or VCID change remembered
         (Changes). Of the others only the last value logged for each entry counts, so a
         long log (a rank that slept through windows, engine/sync.py) sets each entry
-        once. A chunk of rows at a time: the first window's log sets every virtual
-        page, and as one list of lists it was a peak of ~150 bytes per page on every
-        rank with threads."""
+        once (_apply_long). A short log, most windows', is one loop over its rows: the
+        dozen numpy calls that find the late rows cost more than the loop."""
         self.changes.prune(start)
-        if not blob:
+        if len(blob) > 3 * 8 * APPLY_CHUNK:
+            self._apply_long(blob, start)
             return
+        arrays, changes = self.arrays, self.changes
+        t = None                             # set once past `start`: rows from then on
+        flat = memoryview(blob).cast("q").tolist()
+        for a, i, v in zip(flat[0::3], flat[1::3], flat[2::3], strict=True):
+            if a == TIME:
+                if t is not None or v > start:
+                    t = v
+                continue
+            if t is not None and a <= VCID:
+                changes[i] = (t, a, arrays[a][i])
+            arrays[a][i] = v
+
+    def _apply_long(self, blob: bytes, start: int) -> None:
+        """apply() for a long log: numpy finds the rows after `start` and, before them,
+        the last value of each entry. A chunk of rows at a time: the first window's log
+        sets every virtual page, and as one list of lists it was a peak of ~150 bytes
+        per page on every rank with threads."""
         arrays = self.arrays
         rows = np.frombuffer(blob, dtype=np.int64).reshape(-1, 3)
         late = np.flatnonzero((rows[:, 0] == TIME) & (rows[:, 2] > start))

@@ -1,11 +1,11 @@
 """Window synchronisation: a barrier that proves delivery and publishes shared state.
 
 Ranks on one node meet in an MPI-3 shared-memory window: each writes its row and its
-epoch, then sleeps in a blocking read of its own named pipe. Only the node leader polls
-(with a sleep back-off) until every awake rank has arrived, then wakes the ranks that
-have work in the next window with one byte each. A waiting rank thus costs no CPU at
-all, which matters when 128 ranks share 2 cores: 127 polling ranks would steal the CPU
-from the one rank everybody waits for. Across nodes only one leader per node talks,
+epoch, then sleeps in a blocking read of its own named pipe. The last to arrive wakes
+the node leader (asleep on its own pipe), which then wakes the ranks that have work in
+the next window with one byte each. A waiting rank thus costs no CPU at all, which
+matters when 128 ranks share 2 cores: polling ranks would steal the CPU from the one
+rank everybody waits for. Across nodes only one leader per node talks,
 with non-blocking collectives polled with back-off. Nothing spins in a blocking MPI
 call, and every wait also checks that the ranks it waits for are alive (liveness.py).
 

@@ -310,10 +310,14 @@ class WindowSync:
                 self.live.reader_gone(i)
 
     def wait(self, done, on_idle) -> None:
-        """backoff_wait that also notices a dead rank this one waits for."""
+        """backoff_wait that also notices a dead rank this one waits for. `on_idle` runs
+        once before the first look at `done`: the message wait's first drain usually
+        receives everything, and the nap that followed cost a rank its core on a busy
+        machine (1.2 ms of wall time per 20 us nap, measured at 128 ranks on 2 cores)."""
         def idle():
             on_idle()
             self.live.check()
+        on_idle()
         backoff_wait(done, idle)
 
     # ------------------------------------------------------------------------------------

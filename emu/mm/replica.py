@@ -137,17 +137,7 @@ class Replica:
         if len(blob) > 3 * 8 * APPLY_CHUNK:
             self._apply_long(blob, start)
             return
-        arrays, changes = self.arrays, self.changes
-        t = None                             # set once past `start`: rows from then on
-        flat = memoryview(blob).cast("q").tolist()
-        for a, i, v in zip(flat[0::3], flat[1::3], flat[2::3], strict=True):
-            if a == TIME:
-                if t is not None or v > start:
-                    t = v
-                continue
-            if t is not None and a <= VCID:
-                changes[i] = (t, a, arrays[a][i])
-            arrays[a][i] = v
+        self._apply_rows(memoryview(blob).cast("q").tolist(), start)
 
     def _apply_long(self, blob: bytes, start: int) -> None:
         """apply() for a long log: numpy finds the rows after `start` and, before them,
@@ -170,15 +160,19 @@ class Replica:
         for first in range(0, len(rows), APPLY_CHUNK):
             for a, i, v in rows[first:first + APPLY_CHUNK].tolist():
                 arrays[a][i] = v
-        self._apply_timed(tail.tolist(), start)
+        self._apply_rows(tail.ravel().tolist(), start)     # begins with a late time mark
 
-    def _apply_timed(self, rows: list, t: int) -> None:
+    def _apply_rows(self, flat: list[int], start: int) -> None:
+        """Apply log rows (flattened triples) in order; from the first time mark later
+        than `start` on, remember each PTE or VCID change with its time (Changes)."""
         arrays, changes = self.arrays, self.changes
-        for a, i, v in rows:
+        t = None                             # set once past `start`: rows from then on
+        for a, i, v in zip(flat[0::3], flat[1::3], flat[2::3], strict=True):
             if a == TIME:
-                t = v
+                if t is not None or v > start:
+                    t = v
                 continue
-            if a <= VCID:
+            if t is not None and a <= VCID:
                 changes[i] = (t, a, arrays[a][i])
             arrays[a][i] = v
 

@@ -20,7 +20,15 @@ is needed; see docs/luf.md.
 
 from emu.engine.process import Wait
 from emu.policy.base import ShootdownPolicy, TlbUbc
-from emu.policy.luf_batch import LUF_UGEN_INIT, LufBatch, LufTable, next_ugen, prev_ugen, ugen_before
+from emu.policy.luf_batch import (
+    LUF_UGEN_INIT,
+    LufBatch,
+    LufTable,
+    cpumask_bits,
+    next_ugen,
+    prev_ugen,
+    ugen_before,
+)
 from emu.protocol import FULL, NO_MM
 
 ZONE_UGEN_INIT = 2                        # "zone_ugen will start with 2" (patch 21)
@@ -81,7 +89,7 @@ class LufPolicy(ShootdownPolicy):
         """fold_luf_batch_mm() (patch 19): mm_cpumask(mm) into the owner, a new ugen."""
         if owner.luf is None:
             owner.luf = LufBatch()
-        owner.luf.cpumask.update(self.k.cpumask(mm.id))
+        owner.luf.bits |= cpumask_bits(self.k.cpumask(mm.id))
         owner.luf.ugen = self.table.new_ugen()
 
     def folio_unmapped(self, batch: TlbUbc, folio) -> bool:
@@ -205,8 +213,9 @@ class LufPolicy(ShootdownPolicy):
     def _flush_diet(self, task, lb: LufBatch, reason: str):
         """The partial shootdown: only the CPUs whose ugen_done is older than the batch
         (arch_tlbbatch_diet()); returns whether any was left to flush."""
-        targets = self.table.diet(lb.cpumask, lb.ugen)
-        self.stats["targets_skipped_done"] += len(lb.cpumask) - len(targets)
+        cpus = lb.cpumask
+        targets = self.table.diet(cpus, lb.ugen)
+        self.stats["targets_skipped_done"] += len(cpus) - len(targets)
         if not targets:
             return False
         yield from self._flush(task, targets, reason)

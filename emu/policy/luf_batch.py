@@ -31,17 +31,43 @@ def prev_ugen(ugen: int, bits: int = 64) -> int:
     return ugen if ugen & ((1 << SHORT_BITS) - 1) else (ugen - 1) & mask
 
 
-class LufBatch:
-    """{cpumask, ugen}: the CPUs that may still hold stale entries, as of ugen (0: none)."""
+def cpumask_bits(cpus) -> int:
+    """A set of CPUs as bits (struct cpumask): bit c for CPU c."""
+    bits = 0
+    for c in cpus:
+        bits |= 1 << c
+    return bits
 
-    __slots__ = ("cpumask", "ugen")
+
+def cpumask_cpus(bits: int) -> set[int]:
+    """The CPUs whose bit is set."""
+    cpus = set()
+    while bits:
+        low = bits & -bits
+        cpus.add(low.bit_length() - 1)
+        bits ^= low
+    return cpus
+
+
+class LufBatch:
+    """{cpumask, ugen}: the CPUs that may still hold stale entries, as of ugen (0: none).
+
+    The mask is kept as bits, as the kernel keeps a struct cpumask: the table holds up to
+    NR_LUF_BATCH entries for the whole run, and a Python set each made the coordinator's
+    memory grow by about 1 KB per deferred batch (docs/performance.md, session 14)."""
+
+    __slots__ = ("bits", "ugen")
 
     def __init__(self, cpumask=(), ugen: int = 0):
-        self.cpumask = set(cpumask)
+        self.bits = cpumask_bits(cpumask)
         self.ugen = ugen
 
+    @property
+    def cpumask(self) -> set[int]:
+        return cpumask_cpus(self.bits)
+
     def empty(self) -> bool:
-        return not self.cpumask
+        return not self.bits
 
 
 class LufTable:
@@ -83,9 +109,9 @@ class LufTable:
         mask the CPUs already done as of the old one; the masks are OR-ed."""
         if not dst.ugen or ugen_before(dst.ugen, ugen, self.bits):
             if dst.ugen:
-                dst.cpumask = self.diet(dst.cpumask, dst.ugen)
+                dst.bits = cpumask_bits(self.diet(dst.cpumask, dst.ugen))
             dst.ugen = ugen
-        dst.cpumask |= set(cpumask)
+        dst.bits |= cpumask_bits(cpumask)
 
     def add(self, cpumask) -> tuple[int, int]:
         """fold_unmap_luf(): record a deferred batch under a new key; returns (key, ugen)."""

@@ -1,13 +1,22 @@
 """Pure logic, no MPI: TLB arrays, flush ranges, LUF bookkeeping, watermarks, the
 allocator's preference for clean pages, scenario loading and its errors."""
 
+import numpy as np
 import pytest
 
 from emu.errors import EmuError
 from emu.hw.tlb_cache import TLBArray, tlb_key
 from emu.mm.page_alloc import FreeList, compute_watermarks, zone_batchsize
 from emu.mm.tlb import flush_npages
-from emu.policy.luf_batch import LufBatch, LufTable, next_ugen, prev_ugen, ugen_before
+from emu.policy.luf_batch import (
+    LufBatch,
+    LufTable,
+    cpumask_bits,
+    cpumask_cpus,
+    next_ugen,
+    prev_ugen,
+    ugen_before,
+)
 from emu.protocol import FULL
 from emu.scenario.load import builtin_names, load_scenario
 
@@ -47,6 +56,15 @@ def test_luf_key_reuse_folds_masks_keeps_newer_ugen_and_diets_the_old_mask():
     assert k3 == k1 and k2 != k1 and 0 not in (k1, k2)
     assert table.batches[k1].cpumask == {1, 3}  # __fold_luf_batch(): diet by the old ugen
     assert table.batches[k1].ugen == u3 and ugen_before(u1, u3, 16)
+
+
+def test_cpumask_bits_hold_exactly_the_cpus_given():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        cpus = set(rng.choice(512, size=int(rng.integers(0, 130)), replace=False).tolist())
+        assert cpumask_cpus(cpumask_bits(cpus)) == cpus
+        assert LufBatch(cpus).cpumask == cpus
+    assert LufBatch().empty() and not LufBatch({0}).empty()
 
 
 def test_ugen_skips_values_invalid_as_unsigned_short():

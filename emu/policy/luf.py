@@ -89,7 +89,7 @@ class LufPolicy(ShootdownPolicy):
         """fold_luf_batch_mm() (patch 19): mm_cpumask(mm) into the owner, a new ugen."""
         if owner.luf is None:
             owner.luf = LufBatch()
-        owner.luf.bits |= cpumask_bits(self.k.cpumask(mm.id))
+        owner.luf.cpu_bits |= cpumask_bits(self.k.cpumask(mm.id))
         owner.luf.ugen = self.table.new_ugen()
 
     def folio_unmapped(self, batch: TlbUbc, folio) -> bool:

@@ -56,18 +56,18 @@ class LufBatch:
     NR_LUF_BATCH entries for the whole run, and a Python set each made the coordinator's
     memory grow by about 1 KB per deferred batch (docs/performance.md, session 14)."""
 
-    __slots__ = ("bits", "ugen")
+    __slots__ = ("cpu_bits", "ugen")
 
     def __init__(self, cpumask=(), ugen: int = 0):
-        self.bits = cpumask_bits(cpumask)
+        self.cpu_bits = cpumask_bits(cpumask)
         self.ugen = ugen
 
     @property
     def cpumask(self) -> set[int]:
-        return cpumask_cpus(self.bits)
+        return cpumask_cpus(self.cpu_bits)
 
     def empty(self) -> bool:
-        return not self.bits
+        return not self.cpu_bits
 
 
 class LufTable:
@@ -109,9 +109,9 @@ class LufTable:
         mask the CPUs already done as of the old one; the masks are OR-ed."""
         if not dst.ugen or ugen_before(dst.ugen, ugen, self.bits):
             if dst.ugen:
-                dst.bits = cpumask_bits(self.diet(dst.cpumask, dst.ugen))
+                dst.cpu_bits = cpumask_bits(self.diet(dst.cpumask, dst.ugen))
             dst.ugen = ugen
-        dst.bits |= cpumask_bits(cpumask)
+        dst.cpu_bits |= cpumask_bits(cpumask)
 
     def add(self, cpumask) -> tuple[int, int]:
         """fold_unmap_luf(): record a deferred batch under a new key; returns (key, ugen)."""

@@ -85,9 +85,10 @@ def run_policy(MPI, comm, sync: WindowSync, sc: dict, policy: str, ncpus: int,
                and not any(placement[c] == r for c in busy)}
     engine.set_dormant_ranks(dormant)
     engine.sync.republish = Cpu.republish    # the leader's stand-in for sleeping CPUs
-    replica = None                  # only CPUs with threads walk page tables
-    if any(placement[c] == rank for c in busy):
-        replica = Replica(layout, len(layout.mm_names))
+    replica = None                  # only CPUs with threads walk page tables, and only
+    mine = {mm for _, mm, *_, cpu in placed if placement[cpu] == rank}   # their mms'
+    if mine:
+        replica = Replica(layout, len(layout.mm_names), mms=mine)
         engine.blob_sinks.append(replica.apply)
     cpus = []
     for c in range(ncpus):

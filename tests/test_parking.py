@@ -7,7 +7,7 @@ from conftest import run_json
 
 from emu.engine.sync import ranks_to_run
 from emu.mm.layout import build_layout
-from emu.mm.replica import CHANGES, FRAME_GEN, GEN_BITS, MM_GEN, MM_GEN_AT, PTE, MasterReplica, Replica
+from emu.mm.replica import CHANGES, FRAME_GEN, GEN_BITS, MM_GEN, MM_GEN_AT, PTE, VCID, MasterReplica, Replica
 from emu.results import simulated_view
 from emu.scenario.load import load_scenario
 
@@ -81,6 +81,39 @@ def test_a_walk_sees_a_page_table_entry_as_it_was_at_its_clock():
         [40, 40, -1, -1, 44, 44]
     replica.apply(b"", 260)
     assert replica.at(PTE, 3, 200) == 44 and replica.changes.by_vpage == {}
+
+
+def test_a_replica_follows_only_its_own_mms_entries_and_every_frame():
+    """A rank applies the log's common section (frames, contents) and its own mms'
+    sections (their PTEs, VCIDs and tlb_gen), one window at a time or caught up: those
+    entries equal the master's, and the other mms' are never touched."""
+    layout = build_layout(load_scenario("llama-tiering"))
+    master = MasterReplica(layout, 3)
+    fresh = Replica(layout, 3)
+    one_by_one, caught_up = Replica(layout, 3, mms={1}), Replica(layout, 3, mms={1})
+    rng = np.random.default_rng(11)
+    own = range(layout.mm_base[1], layout.mm_base[1] + layout.mm_pages[1])
+    logs = []
+    for w in range(40):
+        for j in range(60):
+            master.now = w * 100 + 2 * j
+            vp = int(rng.integers(0, layout.nr_vpages))
+            master.set(PTE if j % 2 else VCID, vp, int(rng.integers(-1, 1000)))
+            master.set(FRAME_GEN, j, master.frame_gen[j] + 1)
+            mm = int(rng.integers(0, 3))
+            master.set(MM_GEN, mm, master.mm_gen[mm] + 1)
+        logs.append(master.take_log())
+    for w, log in enumerate(logs):
+        one_by_one.apply(log, w * 100)
+    caught_up.apply(b"".join(logs), (len(logs) - 1) * 100)
+    for r in (one_by_one, caught_up):
+        assert [r.pte[v] for v in own] == [master.pte[v] for v in own]
+        assert [r.vcid[v] for v in own] == [master.vcid[v] for v in own]
+        assert r.frame_gen == master.frame_gen and r.mm_gen[1] == master.mm_gen[1]
+        others = [v for v in range(layout.nr_vpages) if v not in own]
+        assert [r.pte[v] for v in others] == [fresh.pte[v] for v in others]
+        assert r.mm_gen[0] == r.mm_gen[2] == 1
+    assert master.mm_gen[0] > 1 and any(master.pte[v] != fresh.pte[v] for v in own)
 
 
 # The first 3 ms: model loading (I/O waits, so ranks sleep), reclaim and demotion.

@@ -271,10 +271,13 @@ class WindowSync:
     def _sleep_until_woken(self, push) -> None:
         """Block on the pipe. Every few ms `push` our own sends (MPI progress for sends
         queued because a receiver's shared-memory cells were full); once they are all
-        done, only look at the ranks this one watches now and then. Messages to this
-        rank wait in MPI until it runs its window: receiving them earlier changes
-        nothing, and a probe that finds nothing costs MPICH's yield."""
-        timeout = PIPE_NAP_S
+        done, only look at the ranks this one watches now and then. They usually are
+        done before it sleeps: then the first look too waits CHECK_PERIOD_S (a first
+        1 ms timeout woke 93% of the sleeps once for nothing, and on 2 cores each such
+        wake-up takes a core from a rank with work). Messages to this rank wait in MPI
+        until it runs its window: receiving them earlier changes nothing, and a probe
+        that finds nothing costs MPICH's yield."""
+        timeout = CHECK_PERIOD_S if push() else PIPE_NAP_S
         while not select.select([self.rfd], [], [], timeout)[0]:
             timeout = CHECK_PERIOD_S if push() else min(PIPE_NAP_MAX_S, timeout * 2)
             self.live.check()

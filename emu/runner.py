@@ -85,8 +85,9 @@ def run_policy(MPI, comm, sync: WindowSync, sc: dict, policy: str, ncpus: int,
                and not any(placement[c] == r for c in busy)}
     engine.set_dormant_ranks(dormant)
     engine.sync.republish = Cpu.republish    # the leader's stand-in for sleeping CPUs
-    replica = None                  # only CPUs with threads walk page tables, and only
-    mine = {mm for _, mm, *_, cpu in placed if placement[cpu] == rank}   # their mms'
+    # only CPUs with threads walk page tables, and only those of their threads' mms
+    mine = {mm for _, mm, *_, cpu in placed if placement[cpu] == rank}
+    replica = None
     if mine:
         replica = Replica(layout, len(layout.mm_names), mms=mine)
         engine.blob_sinks.append(replica.apply)

@@ -93,6 +93,7 @@ def test_a_replica_follows_only_its_own_mms_entries_and_every_frame():
     one_by_one, caught_up = Replica(layout, 3, mms={1}), Replica(layout, 3, mms={1})
     rng = np.random.default_rng(11)
     own = range(layout.mm_base[1], layout.mm_base[1] + layout.mm_pages[1])
+    others = [v for v in range(layout.nr_vpages) if v not in own]
     logs = []
     for w in range(40):
         for j in range(60):
@@ -110,7 +111,6 @@ def test_a_replica_follows_only_its_own_mms_entries_and_every_frame():
         assert [r.pte[v] for v in own] == [master.pte[v] for v in own]
         assert [r.vcid[v] for v in own] == [master.vcid[v] for v in own]
         assert r.frame_gen == master.frame_gen and r.mm_gen[1] == master.mm_gen[1]
-        others = [v for v in range(layout.nr_vpages) if v not in own]
         assert [r.pte[v] for v in others] == [fresh.pte[v] for v in others]
         assert r.mm_gen[0] == r.mm_gen[2] == 1
     assert master.mm_gen[0] > 1 and any(master.pte[v] != fresh.pte[v] for v in own)

@@ -273,7 +273,7 @@ class WindowSync:
         queued because a receiver's shared-memory cells were full); once they are all
         done, only look at the ranks this one watches now and then. They usually are
         done before it sleeps: then the first look too waits CHECK_PERIOD_S (a first
-        1 ms timeout woke 93% of the sleeps once for nothing, and on 2 cores each such
+        1 ms timeout woke 93-98% of the sleeps once for nothing, and on 2 cores each such
         wake-up takes a core from a rank with work). Messages to this rank wait in MPI
         until it runs its window: receiving them earlier changes nothing, and a probe
         that finds nothing costs MPICH's yield."""

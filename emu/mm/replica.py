@@ -148,12 +148,11 @@ class Replica:
         dozen numpy calls that find the late rows cost more than the loop."""
         self.changes.prune(start)
         for parts in self._sections_of(memoryview(blob).cast("q")).values():
-            if sum(len(q) for q in parts) > 3 * APPLY_CHUNK:
-                self._apply_long(b"".join(parts), start)
-            elif len(parts) == 1:
-                self._apply_rows(parts[0].tolist(), start)
+            rows = b"".join(parts)
+            if len(rows) > 3 * 8 * APPLY_CHUNK:
+                self._apply_long(rows, start)
             else:
-                self._apply_rows([v for q in parts for v in q.tolist()], start)
+                self._apply_rows(memoryview(rows).cast("q").tolist(), start)
 
     def _sections_of(self, q: memoryview) -> dict[int, list[memoryview]]:
         """The rows of each followed section, in log order, as slices of `q`."""

@@ -20,15 +20,7 @@ is needed; see docs/luf.md.
 
 from emu.engine.process import Wait
 from emu.policy.base import ShootdownPolicy, TlbUbc
-from emu.policy.luf_batch import (
-    LUF_UGEN_INIT,
-    LufBatch,
-    LufTable,
-    cpumask_bits,
-    next_ugen,
-    prev_ugen,
-    ugen_before,
-)
+from emu.policy.luf_batch import LUF_UGEN_INIT, LufBatch, LufTable, next_ugen, prev_ugen, ugen_before
 from emu.protocol import FULL, NO_MM
 
 ZONE_UGEN_INIT = 2                        # "zone_ugen will start with 2" (patch 21)
@@ -89,7 +81,7 @@ class LufPolicy(ShootdownPolicy):
         """fold_luf_batch_mm() (patch 19): mm_cpumask(mm) into the owner, a new ugen."""
         if owner.luf is None:
             owner.luf = LufBatch()
-        owner.luf.cpu_bits |= cpumask_bits(self.k.cpumask(mm.id))
+        owner.luf.add_cpus(self.k.cpumask(mm.id))
         owner.luf.ugen = self.table.new_ugen()
 
     def folio_unmapped(self, batch: TlbUbc, folio) -> bool:

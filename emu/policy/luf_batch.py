@@ -66,6 +66,9 @@ class LufBatch:
     def cpumask(self) -> set[int]:
         return cpumask_cpus(self.cpu_bits)
 
+    def add_cpus(self, cpus) -> None:
+        self.cpu_bits |= cpumask_bits(cpus)
+
     def empty(self) -> bool:
         return not self.cpu_bits
 
@@ -111,7 +114,7 @@ class LufTable:
             if dst.ugen:
                 dst.cpu_bits = cpumask_bits(self.diet(dst.cpumask, dst.ugen))
             dst.ugen = ugen
-        dst.cpu_bits |= cpumask_bits(cpumask)
+        dst.add_cpus(cpumask)
 
     def add(self, cpumask) -> tuple[int, int]:
         """fold_unmap_luf(): record a deferred batch under a new key; returns (key, ugen)."""

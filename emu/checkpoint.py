@@ -28,7 +28,7 @@ from emu.engine.collect import bcast_from_root, scatter_from_root, stream_to_roo
 from emu.errors import EmuError
 from emu.results import write_atomic
 
-MAGIC = b"emu-checkpoint/3\n"
+MAGIC = b"emu-checkpoint/4\n"
 SIMULATION_OPTIONS = ("--scenario", "--set", "--seed", "--cpus", "--quantum-ns", "--policy",
                       "--policies")
 

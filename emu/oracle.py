@@ -16,6 +16,8 @@ A stale entry used within one window of the change that made it stale is judged 
 state at the window's start (docs/design.md: the oracle's resolution is one window).
 """
 
+from emu.mm.replica import frame_cid, frame_ver
+
 KINDS = ("reallocated-frame", "write-through-stale-entry", "stale-read-after-remap",
          "stale-read-after-divergence")
 
@@ -24,14 +26,15 @@ def judge(replica, vpage: int, entry: tuple, write: bool) -> str | None:
     """The violation kind for an access through a stale `entry`, or None if safe."""
     pte, cid, gen = entry
     pfn = pte >> 2
-    if replica.frame_cid[pfn] != cid:
+    frame = replica.frame[pfn]
+    if frame_cid(frame) != cid:
         return "reallocated-frame"
     if write and replica.frame_gen[pfn] != gen:
         return "write-through-stale-entry"
     mapped = replica.vcid[vpage]
     if mapped != -1 and mapped != cid:
         return "stale-read-after-remap"
-    if replica.latest[cid] != replica.frame_ver[pfn]:
+    if replica.latest[cid] != frame_ver(frame):
         return "stale-read-after-divergence"
     return None
 

@@ -4,10 +4,10 @@ Kernel whose coordinator is a plain stand-in (no CPU has run, so no IPI is due).
 import numpy as np
 
 from emu.engine.process import Delay, ProcessRunner
-from emu.mm import migrate, numa_balancing, vmscan
+from emu.mm import filemap, migrate, numa_balancing, vmscan
 from emu.mm.kernel import Kernel
 from emu.mm.layout import build_layout
-from emu.mm.replica import make_pte
+from emu.mm.replica import frame_cid, make_pte
 from emu.policy.vanilla import VanillaPolicy
 from emu.protocol import PUB_SLOTS
 from emu.scenario.load import load_scenario
@@ -120,7 +120,7 @@ def test_migration_is_batched_by_migrate_batch():
     for i in range(10):
         new = k.R.pte[base + i] >> 2
         assert k.layout.node_of(new) == 1 and k.files[0].pages[i] == new
-        assert k.R.frame_cid[new] == k.layout.file_cid(0, i)
+        assert frame_cid(k.R.frame[new]) == k.layout.file_cid(0, i)
 
 
 def _hinted_cxl_page(k, scanned_ns):
@@ -155,3 +155,30 @@ def test_hint_fault_without_dram_room_wakes_kswapd_and_restores_the_pte():
     drive(numa_balancing.do_numa_page(k, task, vpage, k.R.pte[vpage]))
     assert k.vmstat["pgpromote_success"] == 0 and k.kswapd_awake[0]
     assert k.R.pte[vpage] == make_pte(pfn, False, True)
+
+
+def test_a_tmpfs_miss_brings_in_one_page_without_io_and_fault_around_maps_only_cached():
+    """A read fault on a file page not in the cache: from disk, a major fault whose
+    readahead brings in the next readahead_pages, all of which fault-around then maps;
+    in tmpfs (shmem_get_folio_gfp(), SGP_CACHE) only that page, cleared, no major fault,
+    so fault-around maps only a neighbour some task brought in before. A tmpfs folio is
+    swap-backed: it goes on the anon LRU."""
+    for tmpfs in (False, True):
+        k = make_kernel(**{"file.0.tmpfs": str(tmpfs).lower()})
+        vma = k.layout.vmas[0]
+        base = vma.start
+        cached = file_page(k, 5, base + 5)
+        k.unmap_pte(base + 5)                     # in the cache, not mapped
+        drive(filemap.filemap_fault(k, Task(), vma, base, False))
+        pfn = k.files[0].pages[0]
+        around = [vp - base for vp in range(base + 1, base + 16) if k.R.pte[vp] >= 0]
+        kind = next(kd for (_, kd), lst in k.lru[0].items() if pfn in lst)
+        if tmpfs:
+            assert sorted(k.files[0].pages) == [0, 5]
+            assert k.vmstat["pgmajfault"] == 0 and kind == "anon"
+            assert around == [5] and k.R.pte[base + 5] == make_pte(cached, False)
+        else:
+            assert sorted(k.files[0].pages) == list(range(32))
+            assert k.vmstat["pgmajfault"] == 1 and kind == "file"
+            assert around == list(range(1, 16))
+        assert k.R.pte[base] == make_pte(pfn, False)

@@ -22,8 +22,9 @@ suffice.
 A rank sleeps through windows in which it has nothing to do (it is *parked*): no
 message arrived for it and its wake time is at or past the window's end. Its run of
 such a window would change nothing, so results do not depend on parking. The leader
-carries a parked rank's row and published state over to each new epoch, and puts the
-blobs into a ring that a rank reads up to the current epoch when it wakes. The leader
+carries a parked rank's row and published state over to the next two epochs (after
+that both parities hold them, and carrying is idempotent), and puts the blobs into a
+ring that a rank reads up to the current epoch when it wakes. The leader
 wakes a parked rank before the ring could overwrite a blob it has not read, and once
 the ring's used part passes REWIND_BYTES it has every rank run a window, after which
 the ring starts over (so each rank touches only a small part of it). Most
@@ -224,6 +225,7 @@ class WindowSync:
         # the leader's view of its node: who takes part, who sleeps through windows
         self.active = np.ones(N, dtype=bool)   # dormant ranks never take part
         self.parked = np.zeros(N, dtype=bool)
+        self.carries = np.zeros(N, dtype=np.int64)   # carries since it last ran (_lead)
         self.last_woken = np.zeros(N, dtype=np.int64)   # epoch whose barrier woke it last
         self.read_pos = np.zeros(N, dtype=np.int64)     # ring position it has read up to
         self.node_cids: list[int] = []   # components placed on this node (see place)
@@ -392,15 +394,16 @@ class WindowSync:
         to arrive its waits end at once and would never look."""
         self.live.check()
         p = epoch & 1
-        parked = np.flatnonzero(self.parked)
-        if len(parked):       # nothing changed on them: carry their own times and state
-            self.next[p, parked, :PACED] = self.next[1 - p, parked][:, CARRIED]
-            self.next[p, parked, PACED] = INF
-            self.counts[p, parked] = 0
-            cids = [c for r in parked for c in self.rank_cids[r]]
+        stale = np.flatnonzero(self.parked & (self.carries < 2))
+        if len(stale):        # nothing changed on them: carry their own times and state
+            self.next[p, stale, :PACED] = self.next[1 - p, stale][:, CARRIED]
+            self.next[p, stale, PACED] = INF
+            self.counts[p, stale] = 0
+            cids = [c for r in stale for c in self.rank_cids[r]]
             rows = self.pub[1 - p, cids]
             self.republish(rows)
             self.pub[p, cids] = rows
+            self.carries[stale] += 1
         awake = self.active & ~self.parked
 
         def all_arrived():
@@ -434,6 +437,7 @@ class WindowSync:
         run = ranks_to_run(self.active, incoming, self.next[p, :, WAKE], unpaced_end,
                            gmin >= self.stop or action != GO, behind)
         self.parked = self.active & ~run
+        self.carries[run] = 0
         self.last_woken[run] = epoch
         self.read_pos[run] = self.ring_head
         order = np.flatnonzero(run[1:]) + 1

@@ -2,7 +2,10 @@
 
 A page-cache miss is a major fault: the thread sleeps in I/O (its CPU may go idle) while
 readahead brings in up to `readahead_pages` pages at the disk's latency and bandwidth.
-A read fault then maps up to `fault_around_pages` neighbours already in the cache.
+A file in tmpfs has no disk: a miss allocates and clears that one page and nothing
+after it (mm/shmem.c, shmem_get_folio_gfp() with SGP_CACHE). A read fault then maps up
+to `fault_around_pages` neighbours already in the cache (shmem's map_pages is
+filemap_map_pages() too), so in tmpfs only pages some task touched before.
 """
 
 from emu.engine.process import Delay, Wait
@@ -27,10 +30,10 @@ def folio_wait_locked(folio):
 
 
 def page_cache_read(k, task, file: int, index: int, tid: int = -1):
-    """Bring `index` (and readahead after it) into the page cache; return its frame. A
-    cached folio that reclaim or migration holds locked is waited for, then looked up
-    again: reclaim may have freed it (filemap_fault() retries when the folio's mapping
-    went away)."""
+    """Bring `index` (and, from disk, readahead after it) into the page cache; return its
+    frame. A cached folio that reclaim or migration holds locked is waited for, then
+    looked up again: reclaim may have freed it (filemap_fault() retries when the folio's
+    mapping went away)."""
     space = k.files[file]
     cid = k.layout.file_cid(file, index)
     while True:
@@ -42,10 +45,13 @@ def page_cache_read(k, task, file: int, index: int, tid: int = -1):
         yield from folio_wait_locked(k.folios[pfn])
     if pfn is not None:
         return pfn
-    k.vmstat["pgmajfault"] += 1
-    if tid >= 0:
-        k.coord.sleep_thread(task)
-    end = min(k.layout.file_pages[file], index + k.cfg["readahead_pages"])
+    if space.shmem:
+        end = index + 1
+    else:
+        k.vmstat["pgmajfault"] += 1
+        if tid >= 0:
+            k.coord.sleep_thread(task)
+        end = min(k.layout.file_pages[file], index + k.cfg["readahead_pages"])
     batch = [i for i in range(index, end) if i not in space.pages
              and k.layout.file_cid(file, i) not in k.pages_under_io]
     cids = [k.layout.file_cid(file, i) for i in batch]
@@ -55,7 +61,8 @@ def page_cache_read(k, task, file: int, index: int, tid: int = -1):
     for i, c in zip(batch, cids, strict=True):
         pfn = yield from alloc_pages(k, task)
         frames.append((i, c, pfn))
-    yield Delay(k.cost["disk_latency_ns"] + len(frames) * k.cost["disk_page_ns"])
+    yield Delay(k.cost["migrate_copy_ns"] if space.shmem else   # clear_highpage()
+                k.cost["disk_latency_ns"] + len(frames) * k.cost["disk_page_ns"])
     for i, c, pfn in frames:
         folio = k.folios[pfn]
         folio.cid, folio.anon, folio.file, folio.index = c, False, file, i

@@ -11,9 +11,8 @@ from collections import OrderedDict
 from emu.mm.mm_types import AddressSpace, Folio, MmStruct
 from emu.mm.page_alloc import PageAllocator
 from emu.mm.replica import (
-    FRAME_CID,
+    FRAME,
     FRAME_GEN,
-    FRAME_VER,
     GEN_BITS,
     LATEST,
     MM_GEN,
@@ -21,7 +20,10 @@ from emu.mm.replica import (
     PTE,
     VCID,
     MasterReplica,
+    frame_cid,
+    frame_ver,
     make_pte,
+    pack_frame,
     pte_pfn,
 )
 from emu.mm.tlb import Shootdown, mm_cpumask
@@ -48,7 +50,9 @@ class Kernel:
         self.R = MasterReplica(layout, len(layout.mm_names))
         self.mms = [MmStruct(m, name, [v for v in layout.vmas if v.mm == m])
                     for m, name in enumerate(layout.mm_names)]
-        self.files = [AddressSpace(i, n) for i, n in enumerate(layout.file_names)]
+        self.files = [AddressSpace(i, n, shmem=t)
+                      for i, (n, t) in enumerate(zip(layout.file_names, layout.file_tmpfs,
+                                                     strict=True))]
         self.folios = [Folio(pfn) for pfn in range(layout.nr_frames)]
         self.alloc = PageAllocator(layout, ncpus, self.cfg)
         self.nodes = len(self.alloc.nodes)
@@ -137,25 +141,32 @@ class Kernel:
 
     def place_content(self, pfn: int, cid: int) -> None:
         """The frame now holds the newest version of content `cid`."""
-        self.R.set(FRAME_CID, pfn, cid)
-        self.R.set(FRAME_VER, pfn, self.R.latest[cid])
+        self.R.set(FRAME, pfn, pack_frame(cid, self.R.latest[cid]))
 
     def new_version(self, cid: int, pfn: int = -1) -> None:
         """Content `cid` changes (written, or replaced); the frame holding it follows."""
         self.R.set(LATEST, cid, self.R.latest[cid] + 1)
         if pfn >= 0:
-            self.R.set(FRAME_VER, pfn, self.R.latest[cid])
+            self.R.set(FRAME, pfn, pack_frame(frame_cid(self.R.frame[pfn]), self.R.latest[cid]))
 
     # -- LRU ------------------------------------------------------------------------------
+    def swap_backed(self, folio) -> bool:
+        """folio_test_swapbacked(): anonymous or tmpfs. Such folios live on the anon LRU
+        lists and, with swap off, reclaim cannot free them (folio_is_file_lru())."""
+        return folio.anon or (folio.file >= 0 and self.files[folio.file].shmem)
+
+    def _lru_kind(self, folio) -> str:
+        return "anon" if self.swap_backed(folio) else "file"
+
     def lru_add(self, pfn: int, active: bool = False) -> None:
         f = self.folios[pfn]
         f.lru = "active" if active else "inactive"
-        self.lru[self.layout.node_of(pfn)][(f.lru, "anon" if f.anon else "file")][pfn] = None
+        self.lru[self.layout.node_of(pfn)][(f.lru, self._lru_kind(f))][pfn] = None
 
     def lru_del(self, pfn: int) -> None:
         f = self.folios[pfn]
         if f.lru:
-            del self.lru[self.layout.node_of(pfn)][(f.lru, "anon" if f.anon else "file")][pfn]
+            del self.lru[self.layout.node_of(pfn)][(f.lru, self._lru_kind(f))][pfn]
             f.lru = ""
 
     # -- frames ---------------------------------------------------------------------------
@@ -172,7 +183,7 @@ class Kernel:
         f.numa_scan_ns = -1
         self.R.set(FRAME_GEN, pfn, self.R.frame_gen[pfn] + 1)
         if self.cfg["init_on_free"] or self.cfg["kasan"]:   # zeroed or poisoned on free
-            self.R.set(FRAME_CID, pfn, -1)
+            self.R.set(FRAME, pfn, pack_frame(-1, frame_ver(self.R.frame[pfn])))
         pending = self.policy.free_pending(f, luf_key)
         self.alloc.give(self.layout.node_of(pfn), cpu, pfn, pending, self.policy)
         self.vmstat["pgfree"] += 1

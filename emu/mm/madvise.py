@@ -9,7 +9,8 @@ from emu.mm.vmscan import reclaim_folio_list
 
 
 def madvise_pageout(k, task, vma, first: int = 0, npages: int = 0):
-    """Isolate the file folios mapped only here and reclaim them (swap is off)."""
+    """Isolate the file folios mapped only here and reclaim them (swap is off, so
+    anonymous and tmpfs folios stay)."""
     npages = npages or vma.pages - first
     pfns = []
     for vp in range(vma.start + first, vma.start + first + npages):
@@ -17,7 +18,7 @@ def madvise_pageout(k, task, vma, first: int = 0, npages: int = 0):
         if pte < 0:
             continue
         folio = k.folios[pte_pfn(pte)]
-        if folio.anon or folio.locked or not folio.lru or len(folio.mapcount) > 1:
+        if k.swap_backed(folio) or folio.locked or not folio.lru or len(folio.mapcount) > 1:
             continue
         k.lru_del(folio.pfn)
         pfns.append(folio.pfn)

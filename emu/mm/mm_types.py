@@ -29,6 +29,7 @@ class AddressSpace:
     """A file's page cache."""
     id: int
     name: str
+    shmem: bool = False                          # tmpfs: its pages are swap-backed
     pages: dict = field(default_factory=dict)    # index -> pfn
     nrpages: int = 0
     luf: object = None

@@ -14,7 +14,9 @@ read (threads stay on their CPU). A rank applies the common section and its own 
 (about 40% fewer rows in the default job, whose three processes share the machine).
 
 PTE encoding: -1 none; otherwise (pfn << 2) | writable << 1 | accessible, where a
-present but inaccessible entry is a NUMA hint (PROT_NONE) or migration entry.
+present but inaccessible entry is a NUMA hint (PROT_NONE) or migration entry. A frame's
+content and its version are one entry (pack_frame): they change together when content is
+placed, and as two rows they were 30% of the log every rank applies.
 """
 
 from bisect import bisect_right
@@ -22,7 +24,7 @@ from collections import deque
 
 import numpy as np
 
-PTE, VCID, FRAME_CID, FRAME_VER, FRAME_GEN, LATEST, MM_GEN, MM_GEN_AT, CHANGES = range(9)
+PTE, VCID, FRAME, FRAME_GEN, LATEST, MM_GEN, MM_GEN_AT, CHANGES = range(8)
 TIME = -1               # a log row (TIME, 0, t): the rows after it were set at time t
 SECTION = -2            # a log row (SECTION, s, n): the n rows after it are section s's
 COMMON = 0              # section of frame and content rows; section 1 + m: mm m's rows
@@ -30,6 +32,7 @@ NO_PTE = -1
 APPLY_CHUNK = 4096      # log rows turned into Python objects at a time
 GEN_BITS = 24           # an MM_GEN_AT row's value: (time << GEN_BITS) | gen's low bits
 GEN_HISTORY = 64        # bumps remembered per mm
+VER_BITS = 32           # a FRAME entry: (content id << VER_BITS) | version
 
 
 class GenHistory:
@@ -106,6 +109,20 @@ def pte_accessible(pte: int) -> bool:
     return pte >= 0 and bool(pte & 1)
 
 
+def pack_frame(cid: int, ver: int) -> int:
+    """A FRAME entry: content id `cid` (negative for none or the kernel's) at version
+    `ver` (0 <= ver < 2**VER_BITS)."""
+    return cid << VER_BITS | ver
+
+
+def frame_cid(frame: int) -> int:
+    return frame >> VER_BITS
+
+
+def frame_ver(frame: int) -> int:
+    return frame & ((1 << VER_BITS) - 1)
+
+
 class Replica:
     """Flat lists indexed by vpage, frame, content id and mm (fast scalar reads)."""
 
@@ -117,15 +134,15 @@ class Replica:
         self.arrays = [
             [NO_PTE] * V,   # PTE
             [-1] * V,       # VCID: content the address is mapped to (-1: unmapped)
-            [-1] * F,       # FRAME_CID: content held by the frame (kept when freed)
-            [0] * F,        # FRAME_VER: version of that content in the frame
+            [pack_frame(-1, 0)] * F,   # FRAME: content held by the frame (kept when
+                                       # freed) and its version there (pack_frame)
             [0] * F,        # FRAME_GEN: bumped each time the frame is freed
             [0] * C,        # LATEST: newest version of each content
             [1] * nr_mms,   # MM_GEN: mm->context.tlb_gen
             GenHistory(nr_mms),   # MM_GEN_AT: when it was bumped
             Changes(),            # CHANGES: entries' recent values, for earlier clocks
         ]
-        (self.pte, self.vcid, self.frame_cid, self.frame_ver, self.frame_gen,
+        (self.pte, self.vcid, self.frame, self.frame_gen,
          self.latest, self.mm_gen, self.mm_gen_at, self.changes) = self.arrays
 
     def at(self, array: int, vpage: int, t: int) -> int:

@@ -93,7 +93,7 @@ def shrink_node(k, task, node: int, kswapd: bool):
         if can_demote(k, node):
             demote.append(pfn)
             continue
-        if folio.anon and not k.cfg["swap"]:
+        if k.swap_backed(folio) and not k.cfg["swap"]:
             k.lru_add(pfn, active=True)
             continue
         to_free.append(pfn)
@@ -105,7 +105,7 @@ def shrink_node(k, task, node: int, kswapd: bool):
                                                       else "pgdemote_direct")
         reclaimed += done
         for pfn in failed:                     # demotion target full: reclaim instead
-            if k.folios[pfn].anon:
+            if k.swap_backed(k.folios[pfn]):
                 k.lru_add(pfn, active=True)
             else:
                 to_free.append(pfn)

@@ -72,7 +72,11 @@ DEFAULTS = {
     "debug": {"fail_rank": -1, "fail_at_ns": 0},
 }
 
-FILE = {"name": "", "pages": 0}
+FILE = {
+    "name": "",
+    "pages": 0,
+    "tmpfs": False,          # in tmpfs (mm/shmem.c): no disk, no readahead, no writeback
+}
 
 PROCESS = {
     "name": "",

@@ -66,7 +66,8 @@ def load_scenario(name_or_path: str, overrides: list[str] = ()) -> dict:
     variables = raw.pop("vars", {})
     if not isinstance(variables, dict):
         raise EmuError("expected a table", where("vars"))
-    raw["process"] = _substitute(raw.get("process", []), variables, where)
+    for key in ("file", "process"):
+        raw[key] = _substitute(raw.get(key, []), variables, where)
     scenario = _validate(raw, where)
     expand_tasks(scenario)
     scenario["vars"] = variables

@@ -404,7 +404,7 @@ class WindowSync:
             self.republish(rows)
             self.pub[p, cids] = rows
             self.carries[stale] += 1
-        awake = self.active & ~self.parked
+        awake = np.flatnonzero(self.active & ~self.parked)
 
         def all_arrived():
             self.win.Sync()
@@ -412,13 +412,15 @@ class WindowSync:
 
         self._sleep_until_arrived(all_arrived, push)
         term = int(self.term[0])                # all_arrived has just synced the window
-        minima = self.next[p, self.active][:, MINIMA[0]].min(axis=0)
+        # the parked ranks' rows are carried (no sends), the dormant ones' never written
+        minima = self.next[p].min(axis=0, where=self.active[:, None], initial=INF)[MINIMA[0]]
+        sent = self.counts[p][awake].sum(axis=0)     # to each rank of the world
         if self.multi_node:
-            term = self._leader_exchange(epoch, push, term, minima)
+            term = self._leader_exchange(epoch, push, term, minima, sent)
             incoming = self.res_counts[p, self.node_ranks]
-        else:
+        else:                           # one node: its ranks are the world's, in order
             self.res_next[p, MINIMA[1]] = minima
-            incoming = self.counts[p].sum(axis=0)[self.node_ranks]
+            incoming = sent
         if not self.parked.any() and self.ring_head % RING_BYTES:
             # every rank arrived after reading all there was: start the ring over
             self.ring_head += RING_BYTES - self.ring_head % RING_BYTES
@@ -436,11 +438,12 @@ class WindowSync:
         unpaced_end = min(gmin + self.quantum, int(self.res_next[p, PACED_MIN]) + 1)
         run = ranks_to_run(self.active, incoming, self.next[p, :, WAKE], unpaced_end,
                            gmin >= self.stop or action != GO, behind)
+        run_idx = np.flatnonzero(run)
         self.parked = self.active & ~run
-        self.carries[run] = 0
-        self.last_woken[run] = epoch
-        self.read_pos[run] = self.ring_head
-        order = np.flatnonzero(run[1:]) + 1
+        self.carries[run_idx] = 0
+        self.last_woken[run_idx] = epoch
+        self.read_pos[run_idx] = self.ring_head
+        order = run_idx[1:]                     # the leader (index 0) always runs
         self.wake_list[:len(order)] = order
         self.wake_n[0] = len(order)
         self.woke[0] = epoch
@@ -468,14 +471,15 @@ class WindowSync:
         coordinator) is the rank everyone waits for."""
         return order[pos * WAKE_FANOUT:(pos + 1) * WAKE_FANOUT]
 
-    def _leader_exchange(self, epoch: int, on_idle, term: int, minima: np.ndarray) -> int:
-        """Node leaders combine counts, published state, the node's `minima` (MINIMA),
-        stop flags and the root's blob over MPI; return the combined flag."""
+    def _leader_exchange(self, epoch: int, on_idle, term: int, minima: np.ndarray,
+                         sent: np.ndarray) -> int:
+        """Node leaders combine the node's `sent` counts, published state, its `minima`
+        (MINIMA), stop flags and the root's blob over MPI; return the combined flag."""
         MPI, p = self.MPI, epoch & 1
         mine = np.zeros_like(self.pub[p])
         mine[self.node_cids] = self.pub[p][self.node_cids]
         blob_n = len(self._outgoing)
-        summed = np.concatenate([self.counts[p].sum(axis=0), mine.ravel(), [blob_n]])
+        summed = np.concatenate([sent, mine.ravel(), [blob_n]])
         total = np.empty_like(summed)
         nxt = np.append(minima, -term)
         gmin = np.empty_like(nxt)

@@ -75,7 +75,8 @@ DEFAULTS = {
 FILE = {
     "name": "",
     "pages": 0,
-    "tmpfs": False,          # in tmpfs (mm/shmem.c): no disk, no readahead, no writeback
+    "tmpfs": False,          # in tmpfs (mm/shmem.c): no disk reads, no readahead,
+                             # swap-backed (reclaim keeps its pages while swap is off)
 }
 
 PROCESS = {

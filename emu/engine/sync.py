@@ -225,7 +225,6 @@ class WindowSync:
         # the leader's view of its node: who takes part, who sleeps through windows
         self.active = np.ones(N, dtype=bool)   # dormant ranks never take part
         self.parked = np.zeros(N, dtype=bool)
-        self.carries = np.zeros(N, dtype=np.int64)   # carries since it last ran (_lead)
         self.last_woken = np.zeros(N, dtype=np.int64)   # epoch whose barrier woke it last
         self.read_pos = np.zeros(N, dtype=np.int64)     # ring position it has read up to
         self.node_cids: list[int] = []   # components placed on this node (see place)
@@ -394,7 +393,9 @@ class WindowSync:
         to arrive its waits end at once and would never look."""
         self.live.check()
         p = epoch & 1
-        stale = np.flatnonzero(self.parked & (self.carries < 2))
+        # a rank woken at barrier w writes its rows at w + 1; once carried at w + 2 and
+        # w + 3 both parities hold them, and carrying again would write the same values
+        stale = np.flatnonzero(self.parked & (epoch - self.last_woken <= 3))
         if len(stale):        # nothing changed on them: carry their own times and state
             self.next[p, stale, :PACED] = self.next[1 - p, stale][:, CARRIED]
             self.next[p, stale, PACED] = INF
@@ -403,7 +404,6 @@ class WindowSync:
             rows = self.pub[1 - p, cids]
             self.republish(rows)
             self.pub[p, cids] = rows
-            self.carries[stale] += 1
         awake = np.flatnonzero(self.active & ~self.parked)
 
         def all_arrived():
@@ -440,7 +440,6 @@ class WindowSync:
                            gmin >= self.stop or action != GO, behind)
         run_idx = np.flatnonzero(run)
         self.parked = self.active & ~run
-        self.carries[run_idx] = 0
         self.last_woken[run_idx] = epoch
         self.read_pos[run_idx] = self.ring_head
         order = run_idx[1:]                     # the leader (index 0) always runs

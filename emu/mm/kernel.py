@@ -50,9 +50,8 @@ class Kernel:
         self.R = MasterReplica(layout, len(layout.mm_names))
         self.mms = [MmStruct(m, name, [v for v in layout.vmas if v.mm == m])
                     for m, name in enumerate(layout.mm_names)]
-        self.files = [AddressSpace(i, n, shmem=t)
-                      for i, (n, t) in enumerate(zip(layout.file_names, layout.file_tmpfs,
-                                                     strict=True))]
+        self.files = [AddressSpace(i, f["name"], shmem=f["tmpfs"])
+                      for i, f in enumerate(sc["file"])]
         self.folios = [Folio(pfn) for pfn in range(layout.nr_frames)]
         self.alloc = PageAllocator(layout, ncpus, self.cfg)
         self.nodes = len(self.alloc.nodes)

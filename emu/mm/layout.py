@@ -38,7 +38,6 @@ class Layout:
     file_names: list = field(default_factory=list)
     file_base: list = field(default_factory=list)   # first cid of each file
     file_pages: list = field(default_factory=list)
-    file_tmpfs: list = field(default_factory=list)   # whether each file is in tmpfs
     anon_cid_base: int = 0
 
     def node_of(self, pfn: int) -> int:
@@ -63,7 +62,6 @@ def build_layout(sc: dict) -> Layout:
         lay.file_names.append(f["name"])
         lay.file_base.append(cid)
         lay.file_pages.append(f["pages"])
-        lay.file_tmpfs.append(f["tmpfs"])
         cid += f["pages"]
     vpage = 0
     for m, p in enumerate(sc["process"]):

@@ -382,9 +382,7 @@ class WindowSync:
             self._wake(self._children(order, order.index(self.nrank) + 1))
             self.win.Sync()
         p = woke & 1
-        expected = self.res_counts[p, self.rank] if self.multi_node else \
-            self.counts[p, :, self.rank].sum()
-        return woke, int(expected), self.res_next[p].copy()
+        return woke, int(self.res_counts[p, self.rank]), self.res_next[p].copy()
 
     def _lead(self, epoch: int, push) -> None:
         """The leader: stand in for the parked ranks, wait for the others, combine with
@@ -420,7 +418,7 @@ class WindowSync:
             incoming = self.res_counts[p, self.node_ranks]
         else:                           # one node: its ranks are the world's, in order
             self.res_next[p, MINIMA[1]] = minima
-            incoming = sent
+            self.res_counts[p] = incoming = sent
         if not self.parked.any() and self.ring_head % RING_BYTES:
             # every rank arrived after reading all there was: start the ring over
             self.ring_head += RING_BYTES - self.ring_head % RING_BYTES

@@ -2,6 +2,7 @@
 
     python bench/convergence.py [--ranks 4] [--quanta 10000,2000,500] [--seeds 2,3]
                                 [--scenarios llama-tiering,reclaim,migrate] [--json PATH]
+                                [--perturb [--perturb-costs a,b,...]] [--jobs 2]
 
 Runs each scenario of issue 7's matrix (llama-tiering reduced to 16 CPUs, 5 threads per
 model and 6 tokens; reclaim on 4 CPUs; migrate on 8 CPUs) with vanilla and luf at every quantum,
@@ -19,6 +20,11 @@ off (page_walk_ns and dram_access_ns, each +1 and -1). Such a change moves recla
 IPIs and allocstall by as much as the window does, so a single run per cell cannot
 tell the window's bias from the trajectory's sensitivity; the cells are the means, and
 each line ends with the members' relative standard deviation at the finest quantum.
+`--perturb-costs` names the costs perturbed (default the two above): with k of them the
+ensemble has up to 2k + 1 members, and a mean's standard error shrinks as its square
+root. A member whose results equal the unperturbed run's at every quantum (a cost the
+scenario never pays) is that run again and is left out of the means.
+`--jobs N` runs N jobs at a time (with `--ranks 1`, one per core).
 """
 
 import argparse
@@ -26,6 +32,7 @@ import json
 import statistics
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmark import ROOT, mpiexec, timed
@@ -55,11 +62,14 @@ METRICS = (
 PERTURBED = ("page_walk_ns", "dram_access_ns")   # assumed costs (scenario/defaults.py)
 
 
-def perturbations(scenario: str) -> list[list[str]]:
-    """`--set` arguments of the ensemble's members: as it is, and each PERTURBED cost of
-    the scenario 1 ns up and 1 ns down."""
+def perturbations(scenario: str, keys=PERTURBED) -> list[list[str]]:
+    """`--set` arguments of the ensemble's members: as it is, and each of the scenario's
+    costs `keys` 1 ns up and 1 ns down."""
     cost = load_scenario(scenario, [])["cost"]
-    return [[]] + [["--set", f"cost.{key}={cost[key] + d}"] for key in PERTURBED
+    for key in keys:
+        if key not in cost:
+            sys.exit(f"convergence: --perturb-costs: no cost named {key!r}")
+    return [[]] + [["--set", f"cost.{key}={cost[key] + d}"] for key in keys
                    for d in (1, -1)]
 
 
@@ -81,6 +91,16 @@ def mean(results: list[dict]) -> dict:
         return results[0]
     return {policy: {m: sum(r[policy][m] for r in results) / len(results)
                      for m in results[0][policy]} for policy in results[0]}
+
+
+def distinct(runs_q: dict, per_seed: int) -> dict:
+    """{quantum: runs} without the members that repeat their seed's unperturbed run (its
+    first member) at every quantum."""
+    def same(i: int) -> bool:
+        return all(rs[i] == rs[i - i % per_seed] for rs in runs_q.values())
+    keep = [i for i in range(len(next(iter(runs_q.values())))) if i % per_seed == 0
+            or not same(i)]
+    return {q: [rs[i] for i in keep] for q, rs in runs_q.items()}
 
 
 def relative_sd(results: list[dict], policy: str, metric: str) -> float | None:
@@ -108,6 +128,9 @@ def main() -> None:
                     help="seeds run at every quantum; each cell is their mean")
     ap.add_argument("--perturb", action="store_true",
                     help="each cell the mean of a 1 ns perturbation ensemble (above)")
+    ap.add_argument("--perturb-costs", default=",".join(PERTURBED),
+                    help="the costs the ensemble perturbs")
+    ap.add_argument("--jobs", type=int, default=1, help="jobs run at a time")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -115,15 +138,24 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     mean_seeds = [int(s) for s in args.mean_seeds.split(",")]
     table = []
-    with tempfile.TemporaryDirectory() as tmp:
+    costs = args.perturb_costs.split(",")
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        jobs = iter(range(1 << 30))      # each job its own results file
+
+        def submit(*a):
+            return pool.submit(run, args.ranks, a[0], a[1], a[2], Path(tmp) / f"{next(jobs)}.json",
+                               *a[3:])
+
         for scenario in args.scenarios.split(","):
             members = [(seed, sets) for seed in mean_seeds
-                       for sets in (perturbations(scenario) if args.perturb else [[]])]
-            runs_q = {q: [run(args.ranks, scenario, q, seed, Path(tmp) / "r.json", sets)
-                          for seed, sets in members] for q in quanta}
+                       for sets in (perturbations(scenario, costs) if args.perturb else [[]])]
+            runs_q = {q: [submit(scenario, q, seed, sets) for seed, sets in members]
+                      for q in quanta}
+            runs_q = {q: [f.result() for f in fs] for q, fs in runs_q.items()}
+            runs_q = distinct(runs_q, len(members) // len(mean_seeds))
             by_q = {q: mean(rs) for q, rs in runs_q.items()}
-            by_seed = {s: run(args.ranks, scenario, quanta[-1], s, Path(tmp) / "r.json")
-                       for s in seeds}
+            by_seed = {s: submit(scenario, quanta[-1], s) for s in seeds}
+            by_seed = {s: f.result() for s, f in by_seed.items()}
             for policy in by_q[quanta[-1]]:
                 ref = by_q[quanta[-1]][policy]
                 for metric, tol, _ in METRICS:
@@ -136,19 +168,22 @@ def main() -> None:
                                   "seed_values": [by_seed[s][policy][metric] for s in seeds],
                                   "seed_max_deviation": max((abs(d) for d in spread),
                                                             default=None),
+                                  "members": len(runs_q[quanta[-1]]),
                                   "members_sd": relative_sd(runs_q[quanta[-1]], policy,
                                                             metric)})
                 table.append({"scenario": scenario, "policy": policy, "metric": "windows",
                               "values": [by_q[q][policy]["windows"] for q in quanta]})
     print(f"quanta (ns): {', '.join(map(str, quanta))}; reference {quanta[-1]}"
           + (f"; each the mean of seeds {args.mean_seeds}" if len(mean_seeds) > 1 else "")
-          + ("; each the mean of a 1 ns perturbation ensemble" if args.perturb else "")
+          + (f"; each the mean of a 1 ns perturbation ensemble of {2 * len(costs) + 1}"
+             f" ({args.perturb_costs})" if args.perturb else "")
           + (f"; seeds {args.seeds} at the reference" if seeds else ""))
     for row in table:
         values = " / ".join(map(number, row["values"]))
         line = f"{row['scenario']:14} {row['policy']:8} {row['metric']:20} {values}"
         if "within" in row:
             line += f"  max {row['max_deviation']:.1%} {'ok' if row['within'] else 'NOT within'}"
+            line += f"  ({row['members']} runs)" if row["members"] > 1 else ""
             if row["seed_values"]:
                 line += f"  (seeds: {' / '.join(map(number, row['seed_values']))},"
                 line += f" max {row['seed_max_deviation']:.1%})"
@@ -158,6 +193,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"quanta": quanta, "seeds": seeds,
                                          "mean_seeds": mean_seeds, "perturb": args.perturb,
+                                         "perturb_costs": costs if args.perturb else [],
                                          "rows": table},
                                         indent=1) + "\n")
 

@@ -175,7 +175,7 @@ def main() -> None:
                               "values": [by_q[q][policy]["windows"] for q in quanta]})
     print(f"quanta (ns): {', '.join(map(str, quanta))}; reference {quanta[-1]}"
           + (f"; each the mean of seeds {args.mean_seeds}" if len(mean_seeds) > 1 else "")
-          + (f"; each the mean of a 1 ns perturbation ensemble of {2 * len(costs) + 1}"
+          + (f"; each the mean of a 1 ns perturbation ensemble of up to {2 * len(costs) + 1}"
              f" ({args.perturb_costs})" if args.perturb else "")
           + (f"; seeds {args.seeds} at the reference" if seeds else ""))
     for row in table:

@@ -28,6 +28,7 @@ scenario never pays) is that run again and is left out of the means.
 """
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -140,11 +141,11 @@ def main() -> None:
     table = []
     costs = args.perturb_costs.split(",")
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        jobs = iter(range(1 << 30))      # each job its own results file
+        jobs = itertools.count()         # each job its own results file
 
-        def submit(*a):
-            return pool.submit(run, args.ranks, a[0], a[1], a[2], Path(tmp) / f"{next(jobs)}.json",
-                               *a[3:])
+        def submit(scenario: str, quantum: int, seed: int, sets: list[str] = ()):
+            return pool.submit(run, args.ranks, scenario, quantum, seed,
+                               Path(tmp) / f"{next(jobs)}.json", sets)
 
         for scenario in args.scenarios.split(","):
             members = [(seed, sets) for seed in mean_seeds

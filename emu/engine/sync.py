@@ -9,13 +9,14 @@ rank everybody waits for. Across nodes only one leader per node talks,
 with non-blocking collectives polled with back-off. Nothing spins in a blocking MPI
 call, and every wait also checks that the ranks it waits for are alive (liveness.py).
 
-Per epoch every rank publishes: how many messages it sent to each rank (so receivers
-know when all have arrived), the earliest time it has work and the earliest time an
-unpaced component (a CPU) can act (the window start and the paced coordinator's
-horizon), the same two for its own components alone, the earliest time it must run a
-window (its wake time), the earliest pending work of its paced components (how far the
-CPUs may run), each local component's published state slots, and, from the
-root rank only, a broadcast blob (the coordinator's page-table change log). Buffers
+Per epoch every rank publishes: how many messages it sent to each rank (the leader
+sums them into one count per receiver, so a woken rank knows when all have arrived),
+the earliest time it has work and the earliest time an unpaced component (a CPU) can
+act (the window start and the paced coordinator's horizon), the same two for its own
+components alone, the earliest time it must run a window (its wake time), the earliest
+pending work of its paced components (how far the CPUs may run), each local
+component's published state slots, and, from the root rank only, a broadcast blob (the
+coordinator's page-table change log). Buffers
 alternate by epoch parity: a rank can be at most one epoch ahead of the slowest, so two
 suffice.
 

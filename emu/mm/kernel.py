@@ -142,6 +142,10 @@ class Kernel:
         """The frame now holds the newest version of content `cid`."""
         self.R.set(FRAME, pfn, pack_frame(cid, self.R.latest[cid]))
 
+    def set_frame_cid(self, pfn: int, cid: int) -> None:
+        """The frame now holds `cid` (-1: none, or the kernel's), at the version it has."""
+        self.R.set(FRAME, pfn, pack_frame(cid, frame_ver(self.R.frame[pfn])))
+
     def new_version(self, cid: int, pfn: int = -1) -> None:
         """Content `cid` changes (written, or replaced); the frame holding it follows."""
         self.R.set(LATEST, cid, self.R.latest[cid] + 1)
@@ -182,7 +186,7 @@ class Kernel:
         f.numa_scan_ns = -1
         self.R.set(FRAME_GEN, pfn, self.R.frame_gen[pfn] + 1)
         if self.cfg["init_on_free"] or self.cfg["kasan"]:   # zeroed or poisoned on free
-            self.R.set(FRAME, pfn, pack_frame(-1, frame_ver(self.R.frame[pfn])))
+            self.set_frame_cid(pfn, -1)
         pending = self.policy.free_pending(f, luf_key)
         self.alloc.give(self.layout.node_of(pfn), cpu, pfn, pending, self.policy)
         self.vmstat["pgfree"] += 1

@@ -207,10 +207,9 @@ KERNEL_CID = -3       # what a frame holds once the kernel (slab) owns it
 def kernel_alloc(k, task, npages: int):
     """Pages for the kernel (slab, page tables): allocated, written, never freed here."""
     from emu.engine.process import Delay
-    from emu.mm.replica import FRAME, frame_ver, pack_frame
 
     for _ in range(npages):
         pfn = yield from alloc_pages(k, task)
-        k.R.set(FRAME, pfn, pack_frame(KERNEL_CID, frame_ver(k.R.frame[pfn])))
+        k.set_frame_cid(pfn, KERNEL_CID)
         k.folios[pfn].cid = KERNEL_CID
         yield Delay(k.cost["migrate_copy_ns"])

@@ -1,7 +1,7 @@
 """mmap_lock and the per-VMA locks (emu/mm/mmap_lock.py): who gets the lock when, as
-rwsem.c's queue and 6.13's VMA locks give it. Pure logic, driven by a ProcessRunner;
-then two short runs (one rank, two CPUs): a thread asleep on mmap_lock is lazy, so a
-flush skips it."""
+rwsem.c's queue, lock stealing and handoff and 6.13's VMA locks give it. Pure logic,
+driven by a ProcessRunner; then two short runs (one rank, two CPUs): a thread asleep on
+mmap_lock is lazy, so a flush skips it."""
 
 from types import SimpleNamespace
 
@@ -10,7 +10,10 @@ from conftest import ipis, run_json
 from emu.engine.component import INF
 from emu.engine.process import Delay, ProcessRunner
 from emu.mm import mmap_lock
-from emu.mm.mmap_lock import MmLocks
+from emu.mm.mmap_lock import RWSEM_WAIT_TIMEOUT_NS, MmLocks, wake_ns
+
+COST = {"ipi_latency_ns": 7, "context_switch_ns": 13}
+W = wake_ns(COST)                  # a sleeper runs again this long after its wake-up
 
 
 class Coordinator:
@@ -25,7 +28,7 @@ class Coordinator:
 
 
 def world():
-    k = SimpleNamespace(coord=Coordinator())
+    k = SimpleNamespace(coord=Coordinator(), cost=COST)
     return k, MmLocks(), []
 
 
@@ -58,7 +61,7 @@ def test_a_release_hands_over_to_a_writer_alone_or_to_every_queued_reader():
     locker(k, locks, log, "r2", 30, False, 50)
     run(k)
     # rwsem_mark_wake(): a reader at the head brings every queued reader, past w2
-    assert entered(log) == {"w1": 0, "r1": 100, "r2": 100, "w2": 150}
+    assert entered(log) == {"w1": 0, "r1": 100 + W, "r2": 100 + W, "w2": 150 + 2 * W}
     assert k.coord.slept == ["r1", "w2", "r2"]          # w1 took it at once
 
 
@@ -76,14 +79,14 @@ def test_munmap_downgrades_for_its_zap_so_readers_come_in_and_writers_wait():
     locker(k, locks, log, "madvise", 5, False, 20)
     locker(k, locks, log, "mmap", 6, True, 5)
     run(k)
-    assert entered(log) == {"madvise": 10, "mmap": 110}
+    assert entered(log) == {"madvise": 10 + W, "mmap": 110 + W}
 
     k, locks, log = world()                             # a writer at the head: no reader
     k.coord.runner.spawn(munmap, 0, 0, "munmap", tid=1)  # passes it on the downgrade
     locker(k, locks, log, "mmap", 5, True, 5)
     locker(k, locks, log, "madvise", 6, False, 20)
     run(k)
-    assert entered(log) == {"mmap": 110, "madvise": 115}
+    assert entered(log) == {"mmap": 110 + W, "madvise": 115 + 2 * W}
 
 
 def test_a_writer_waits_for_the_faults_in_its_vma_and_later_faults_there_wait_for_it():
@@ -111,7 +114,7 @@ def test_a_writer_waits_for_the_faults_in_its_vma_and_later_faults_there_wait_fo
     runner.spawn(fault(vma_a, "late_a", 5), 20, 1, "late_a", tid=2)
     runner.spawn(fault(vma_b, "fault_b", 5), 20, 1, "fault_b", tid=3)
     run(k)
-    assert entered(log) == {"fault_a": 0, "mprotect": 50, "late_a": 80, "fault_b": 20}
+    assert entered(log) == {"fault_a": 0, "mprotect": 50 + W, "late_a": 80 + 2 * W, "fault_b": 20}
     assert k.coord.slept == ["mprotect", "late_a"]
 
 
@@ -120,7 +123,48 @@ def test_a_kernel_thread_waiting_has_no_thread_to_put_to_sleep():
     locker(k, locks, log, "w1", 0, True, 100)
     locker(k, locks, log, "kthread", 10, False, 10, tid=-1)
     run(k)
-    assert entered(log)["kthread"] == 100 and k.coord.slept == []
+    assert entered(log)["kthread"] == 100 + W and k.coord.slept == []
+
+
+def test_a_running_writer_takes_the_lock_before_the_woken_writer_runs():
+    """rwsem_mark_wake() only wakes a writer at the head: until it runs, W later, the
+    lock is free and a writer asking for it takes it (rwsem_optimistic_spin()). The
+    woken writer, not yet waiting RWSEM_WAIT_TIMEOUT, sleeps again until the release."""
+    k, locks, log = world()
+    locker(k, locks, log, "zap", 0, False, 1000)        # a munmap's zap, read-held
+    locker(k, locks, log, "queued", 10, True, 50)
+    locker(k, locks, log, "running", 1000 + W // 2, True, 100)
+    run(k)
+    assert entered(log) == {"zap": 0, "running": 1000 + W // 2,
+                            "queued": 1100 + W // 2 + W}
+    assert not locks.mmap_lock.handoff
+
+
+def test_a_writer_that_waited_past_the_timeout_sets_handoff_and_nobody_steals_then():
+    """A woken writer that finds the lock taken after RWSEM_WAIT_TIMEOUT sets HANDOFF
+    (rwsem_try_write_lock()): a free lock is then no longer stolen, by a writer here;
+    before that a reader stole it (the reader's optimistic lock stealing)."""
+    T = RWSEM_WAIT_TIMEOUT_NS + 1000
+    k, locks, log = world()
+    locker(k, locks, log, "zap", 0, False, T)
+    locker(k, locks, log, "queued", 10, True, 50)
+    locker(k, locks, log, "reader", T + 1, False, 1000)        # steals before W
+    locker(k, locks, log, "behind", T + 500, True, 100)        # held by the reader
+    locker(k, locks, log, "late", T + 1002, True, 100)         # free, but HANDOFF
+    run(k)
+    assert entered(log) == {"zap": 0, "reader": T + 1, "queued": T + 1001 + W,
+                            "behind": T + 1051 + 2 * W, "late": T + 1151 + 3 * W}
+    assert not locks.mmap_lock.handoff and not locks.mmap_lock.queue
+
+
+def test_with_handoff_set_the_waiter_spins_on_a_writer_and_takes_it_at_its_release():
+    T = RWSEM_WAIT_TIMEOUT_NS + 1000
+    k, locks, log = world()
+    locker(k, locks, log, "zap", 0, False, T)
+    locker(k, locks, log, "queued", 10, True, 50)
+    locker(k, locks, log, "running", T + 1, True, 100)         # steals, holds 100
+    run(k)
+    assert entered(log) == {"zap": 0, "running": T + 1, "queued": T + 101}
 
 
 SLEEPER = """
@@ -183,5 +227,5 @@ def test_trylock_fails_while_a_writer_holds_it_or_anyone_queues():
     assert not mmap_lock.try_down(locks, False)         # a reader does not pass a writer
     mmap_lock.up(k, SimpleNamespace(t=5), locks, False)
     run(k)
-    assert entered(log)["w1"] == 5 and mmap_lock.try_down(locks, True)
+    assert entered(log)["w1"] == 5 + W and mmap_lock.try_down(locks, True)
     assert not mmap_lock.try_down(locks, False)

@@ -12,28 +12,57 @@ it) until it unlocks or downgrades mmap_lock (vma_end_write_all()). A page fault
 only its VMA's lock (lock_vma_under_rcu()); when that VMA is write-locked it falls back
 to mmap_read_lock().
 
-Waiters queue oldest first. A release hands the lock to the queue's head: a writer
-alone, or, with a reader at the head, every queued reader (rwsem_mark_wake(); a
-downgrade wakes readers only). A user task that has to wait sleeps
-(TASK_UNINTERRUPTIBLE): its thread leaves its CPU, which goes idle and so lazy, and
-flushes sent meanwhile skip it unless they free page tables (Coordinator.sleep_thread).
-emu keeps the thread off its CPU until its call returns, where the kernel would run the
-rest of the call on it (docs/simplifications.md).
+Waiters queue oldest first. A release with a reader at the head grants every queued
+reader (rwsem_mark_wake(); a downgrade wakes readers only). A release with a writer at
+the head only wakes it: the lock is free until the writer runs again (`wake_ns`: the
+wake-up IPI to its idle CPU and the switch back to it) and takes it in
+rwsem_try_write_lock(). Until then any task that asks for it takes it, writer
+(rwsem_optimistic_spin()) or reader (the reader's optimistic lock stealing in
+rwsem_down_read_slowpath()), unless the first waiter has set HANDOFF, which it does
+when it finds the lock taken after waiting longer than RWSEM_WAIT_TIMEOUT. With HANDOFF
+set it spins on a writer owner and takes the lock at its release, or sleeps behind
+readers. A task that asks while the lock is held, or free with HANDOFF set, queues
+(the trylock fast path fails whenever anyone queues).
+
+A user task that has to wait sleeps (TASK_UNINTERRUPTIBLE): its thread leaves its CPU,
+which goes idle and so lazy, and flushes sent meanwhile skip it unless they free page
+tables (Coordinator.sleep_thread). emu keeps the thread off its CPU until its call
+returns, where the kernel would run the rest of the call on it, and it neither spins
+on arrival nor stays on its CPU while it spins with HANDOFF set
+(docs/simplifications.md).
 """
 
 from collections import deque
 
 from emu.engine.process import Wait
 
+RWSEM_WAIT_TIMEOUT_NS = 4_000_000     # DIV_ROUND_UP(HZ, 250) jiffies: 4 ms at HZ 250 or 1000
+
+
+def wake_ns(cost: dict) -> int:
+    """From a wake-up to the woken task running: the IPI to its idle CPU and the
+    context switch (try_to_wake_up() -> ttwu_queue_wakelist(), then schedule())."""
+    return cost["ipi_latency_ns"] + cost["context_switch_ns"]
+
+
+class Waiter:
+    """struct rwsem_waiter: the task, what it waits for, since when (its timeout is
+    that plus RWSEM_WAIT_TIMEOUT_NS), and whether it spins on a writer owner."""
+
+    __slots__ = ("task", "write", "since", "spins")
+
+    def __init__(self, task, write: bool):
+        self.task, self.write, self.since, self.spins = task, write, task.t, False
+
 
 class RwSem:
-    """struct rw_semaphore: how many readers hold it, whether a writer does, and the
-    queue of (task, write) waiting for it, oldest first."""
+    """struct rw_semaphore: how many readers hold it, whether a writer does, whether the
+    first waiter set HANDOFF, and the queue of Waiters, oldest first."""
 
-    __slots__ = ("readers", "writer", "queue")
+    __slots__ = ("readers", "writer", "handoff", "queue")
 
     def __init__(self):
-        self.readers, self.writer, self.queue = 0, False, deque()
+        self.readers, self.writer, self.handoff, self.queue = 0, False, False, deque()
 
     def free_for(self, write: bool) -> bool:
         return not self.writer and (self.readers == 0 or not write)
@@ -65,8 +94,8 @@ def _sleep(k, task):
 
 
 def try_down(locks: MmLocks, write: bool) -> bool:
-    """mmap_write_trylock() / mmap_read_trylock(): taken if free for it and nobody
-    queues."""
+    """mmap_write_trylock() / mmap_read_trylock(), the fast path: taken if free for it
+    and nobody queues (RWSEM_FLAG_WAITERS)."""
     sem = locks.mmap_lock
     if sem.queue or not sem.free_for(write):
         return False
@@ -74,35 +103,69 @@ def try_down(locks: MmLocks, write: bool) -> bool:
     return True
 
 
+def _steal(sem: RwSem) -> bool:
+    """The slow path's lock stealing: a free lock is taken past a woken writer that has
+    not run yet, unless HANDOFF is set. Readers holding it make a reader queue behind
+    the waiting writer instead (rwsem_down_read_slowpath(): rcnt > 1)."""
+    return not sem.writer and sem.readers == 0 and not sem.handoff
+
+
 def down(k, task, locks: MmLocks, write: bool):
-    """mmap_write_lock() / mmap_read_lock(): at once if try_down() takes it, else
-    queued."""
-    if not try_down(locks, write):
-        locks.mmap_lock.queue.append((task, write))
+    """mmap_write_lock() / mmap_read_lock(): at once if free (try_down(), or stolen),
+    else queued; a reader is granted it by a release, a writer is woken to try."""
+    sem = locks.mmap_lock
+    if try_down(locks, write):
+        return
+    if sem.queue and _steal(sem):
+        sem.take(write)
+        return
+    waiter = Waiter(task, write)
+    sem.queue.append(waiter)
+    while True:
         yield from _sleep(k, task)
+        if not write:
+            return                                    # rwsem_mark_wake() granted it
+        if sem.free_for(True):                        # rwsem_try_write_lock()
+            sem.queue.popleft()                       # woken only at the head
+            sem.handoff = False
+            sem.take(True)
+            return
+        if task.t - waiter.since > RWSEM_WAIT_TIMEOUT_NS:
+            sem.handoff = True
+        waiter.spins = sem.handoff and sem.writer     # rwsem_spin_on_owner()
+
+
+def _wake_up(k, task, t: int) -> None:
+    """A sleeper runs again once its CPU has switched back to it (wake_ns)."""
+    k.coord.runner.notify(task, t + wake_ns(k.cost))
 
 
 def _wake(k, sem: RwSem, t: int, readers_only: bool = False) -> None:
-    """rwsem_mark_wake(): a writer at the head gets the lock if it is free; a reader at
-    the head brings every queued reader in with it."""
+    """rwsem_mark_wake(): a writer at the head is woken to try for the lock (one that
+    spins on the releasing writer takes it at once); a reader at the head brings every
+    queued reader in with it, and HANDOFF is no longer needed."""
     if not sem.queue:
         return
-    if sem.queue[0][1]:
-        if not readers_only and sem.free_for(True):
-            task, _ = sem.queue.popleft()
-            sem.take(True)
-            k.coord.runner.notify(task, t)
+    head = sem.queue[0]
+    if head.write:
+        if readers_only or not sem.free_for(True):
+            return
+        if head.spins:
+            k.coord.runner.notify(head.task, t)
+        else:
+            _wake_up(k, head.task, t)
         return
     if sem.writer:
         return
     kept = deque()
-    for task, write in sem.queue:
-        if write:
-            kept.append((task, write))
+    for waiter in sem.queue:
+        if waiter.write:
+            kept.append(waiter)
         else:
             sem.take(False)
-            k.coord.runner.notify(task, t)
+            _wake_up(k, waiter.task, t)
     sem.queue = kept
+    sem.handoff = False
 
 
 def up(k, task, locks: MmLocks, write: bool) -> None:
@@ -153,4 +216,4 @@ def unlock_vma_or_mmap(k, task, locks: MmLocks, vma, mmap_held: bool) -> None:
     n = locks.vma_readers[vma.idx] - 1
     locks.vma_readers[vma.idx] = n
     if n == 0 and vma.idx in locks.vma_writer:
-        k.coord.runner.notify(locks.vma_writer.pop(vma.idx), task.t)
+        _wake_up(k, locks.vma_writer.pop(vma.idx), task.t)

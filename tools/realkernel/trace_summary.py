@@ -6,7 +6,14 @@ switch), and how long their munmaps of the whole mapping took, apart for those d
 which the task was switched out (a lock wait, a preemption): the others time the zap
 alone, what emu's zap_pte_ns and free_page_ns come from. A worker is the task
 that made the last flush request on its CPU (the driver's own thread has the same name
-but makes none)."""
+but makes none).
+
+Lock stealing (rwsem.c, emu/mm/mmap_lock.py): after a munmap that returns while the
+other task sleeps in D, the releasing task's next mmap() needs mmap_lock for write, as
+does the sleeper, queued for it. If that mmap() returns without sleeping in D, the
+releaser took the lock first (had the sleeper taken it, the mmap() would wait out the
+sleeper's whole munmap); the woken sleeper may well have run meanwhile, found the lock
+taken and spun with HANDOFF set."""
 
 import re
 import statistics
@@ -17,6 +24,7 @@ LINE = re.compile(r"^\s*(\S+)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
 SWITCH = re.compile(r"prev_comm=(\S+) prev_pid=(\d+).*prev_state=(\S+) ==> "
                     r"next_comm=(\S+) next_pid=(\d+)")
 MUNMAP = re.compile(r"^\s*(\S+)-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): sys_munmap(\(| ->)")
+MMAP_EXIT = re.compile(r"^\s*(\S+)-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): sys_mmap ->")
 BIG = 1 << 20                     # bytes: a munmap of the test's mapping, not of a stack
 WHERE = {"vm_mmap_pgoff": "mmap", "__vm_munmap": "munmap", "handle_mm_fault": "a fault"}
 
@@ -27,6 +35,7 @@ def main() -> None:
     sleeps, counts, where = [], Counter(), Counter()
     entered, munmaps, switched = {}, {True: [], False: []}, set()
     stack = None                      # where the last D sleep's stack points, once found
+    after_release = {}                # releaser pid -> whether it has slept in D since
     for line in sys.stdin:
         if line.lstrip().startswith("=>"):
             func = line.split()[1]
@@ -42,6 +51,13 @@ def main() -> None:
             elif u.group(2) in entered:
                 munmaps[u.group(2) in switched].append(float(u.group(3)) - entered.pop(u.group(2)))
                 switched.discard(u.group(2))
+                if any(s == "D" for p, s in state.items() if p != u.group(2)):
+                    after_release[u.group(2)] = False
+            continue
+        x = MMAP_EXIT.search(line)
+        if x and x.group(2) in after_release:
+            first = "sleeper" if after_release.pop(x.group(2)) else "releaser"
+            counts[f"munmaps the other task slept behind: mmap_lock next to the {first}"] += 1
             continue
         m = LINE.search(line)
         if not m:
@@ -58,6 +74,8 @@ def main() -> None:
             prev, prev_pid, prev_state = SWITCH.search(rest).group(1, 2, 3)
             if prev.startswith(name):
                 state[prev_pid], left[prev_pid] = prev_state, t
+                if prev_state == "D" and prev_pid in after_release:
+                    after_release[prev_pid] = True
                 if prev_pid in entered:
                     switched.add(prev_pid)
                 stack = "" if prev_state == "D" else None

@@ -167,6 +167,27 @@ def test_with_handoff_set_the_waiter_spins_on_a_writer_and_takes_it_at_its_relea
     assert entered(log) == {"zap": 0, "running": T + 1, "queued": T + 101}
 
 
+def test_a_waiter_spinning_on_a_writer_sleeps_when_it_downgrades_to_read():
+    """rwsem_spin_on_owner() stops at a reader owner: the waiter with HANDOFF set sleeps
+    and runs W after the last reader leaves."""
+    T = RWSEM_WAIT_TIMEOUT_NS + 1000
+
+    def munmap(task):                                  # steals the lock, then zaps
+        yield from mmap_lock.down(k, task, locks, True)
+        log.append(("munmap", "in", task.t))
+        yield Delay(2 * W)                             # the waiter fails meanwhile
+        mmap_lock.downgrade(k, task, locks)
+        yield Delay(100)
+        mmap_lock.up(k, task, locks, False)
+
+    k, locks, log = world()
+    locker(k, locks, log, "zap", 0, False, T)
+    locker(k, locks, log, "queued", 10, True, 50)
+    k.coord.runner.spawn(munmap, T + 1, 0, "munmap", tid=2)
+    run(k)
+    assert entered(log) == {"zap": 0, "munmap": T + 1, "queued": T + 101 + 3 * W}
+
+
 SLEEPER = """
 [scenario]
 name = "sleeper"

@@ -180,11 +180,14 @@ def up(k, task, locks: MmLocks, write: bool) -> None:
 
 
 def downgrade(k, task, locks: MmLocks) -> None:
-    """mmap_write_downgrade(): the writer keeps it for read; queued readers come in."""
+    """mmap_write_downgrade(): the writer keeps it for read; queued readers come in, and
+    a writer spinning on it with HANDOFF set sleeps (a reader owner is not spun on)."""
     sem = locks.mmap_lock
     sem.writer = False
     sem.readers += 1
     locks.vma_write_locked.clear()
+    if sem.queue:
+        sem.queue[0].spins = False
     _wake(k, sem, task.t, readers_only=True)
 
 

@@ -46,13 +46,13 @@ def wake_ns(cost: dict) -> int:
 
 
 class Waiter:
-    """struct rwsem_waiter: the task, what it waits for, since when (its timeout is
-    that plus RWSEM_WAIT_TIMEOUT_NS), and whether it spins on a writer owner."""
+    """struct rwsem_waiter: the task, what it waits for, and since when (its timeout is
+    that plus RWSEM_WAIT_TIMEOUT_NS)."""
 
-    __slots__ = ("task", "write", "since", "spins")
+    __slots__ = ("task", "write", "since")
 
     def __init__(self, task, write: bool):
-        self.task, self.write, self.since, self.spins = task, write, task.t, False
+        self.task, self.write, self.since = task, write, task.t
 
 
 class RwSem:
@@ -132,7 +132,6 @@ def down(k, task, locks: MmLocks, write: bool):
             return
         if task.t - waiter.since > RWSEM_WAIT_TIMEOUT_NS:
             sem.handoff = True
-        waiter.spins = sem.handoff and sem.writer     # rwsem_spin_on_owner()
 
 
 def _wake_up(k, task, t: int) -> None:
@@ -140,17 +139,20 @@ def _wake_up(k, task, t: int) -> None:
     k.coord.runner.notify(task, t + wake_ns(k.cost))
 
 
-def _wake(k, sem: RwSem, t: int, readers_only: bool = False) -> None:
-    """rwsem_mark_wake(): a writer at the head is woken to try for the lock (one that
-    spins on the releasing writer takes it at once); a reader at the head brings every
-    queued reader in with it, and HANDOFF is no longer needed."""
+def _wake(k, sem: RwSem, t: int, by_writer: bool = False, readers_only: bool = False) -> None:
+    """rwsem_mark_wake() on a release (`by_writer`: of the write lock): a writer at the
+    head is woken to try for the lock; a reader at the head brings every queued reader
+    in with it. A head that set HANDOFF has held everyone else off since, so the owner
+    it failed against is the one releasing now: a writer, on which it spins
+    (rwsem_spin_on_owner()) and so takes the lock at once, or readers, behind which it
+    slept (a writer that downgraded became a reader owner)."""
     if not sem.queue:
         return
     head = sem.queue[0]
     if head.write:
         if readers_only or not sem.free_for(True):
             return
-        if head.spins:
+        if sem.handoff and by_writer:
             k.coord.runner.notify(head.task, t)
         else:
             _wake_up(k, head.task, t)
@@ -165,7 +167,6 @@ def _wake(k, sem: RwSem, t: int, readers_only: bool = False) -> None:
             sem.take(False)
             _wake_up(k, waiter.task, t)
     sem.queue = kept
-    sem.handoff = False
 
 
 def up(k, task, locks: MmLocks, write: bool) -> None:
@@ -176,18 +177,15 @@ def up(k, task, locks: MmLocks, write: bool) -> None:
         locks.vma_write_locked.clear()
     else:
         sem.readers -= 1
-    _wake(k, sem, task.t)
+    _wake(k, sem, task.t, by_writer=write)
 
 
 def downgrade(k, task, locks: MmLocks) -> None:
-    """mmap_write_downgrade(): the writer keeps it for read; queued readers come in, and
-    a writer spinning on it with HANDOFF set sleeps (a reader owner is not spun on)."""
+    """mmap_write_downgrade(): the writer keeps it for read; queued readers come in."""
     sem = locks.mmap_lock
     sem.writer = False
     sem.readers += 1
     locks.vma_write_locked.clear()
-    if sem.queue:
-        sem.queue[0].spins = False
     _wake(k, sem, task.t, readers_only=True)
 
 

@@ -7,6 +7,8 @@ the latest ack's timestamp, or when it has finished sending if that is later. ks
 and other kernel threads run on CPU 0, beside which the coordinator is placed.
 """
 
+from bisect import insort
+
 from emu import protocol as P
 from emu.cpu.cpu import answer_lookahead
 from emu.engine.component import INF, Component
@@ -25,7 +27,7 @@ from emu.mm import (
     vmscan,
 )
 from emu.mm.kernel import Kernel
-from emu.mm.tlb import Shootdown, ipi_condition, ipi_targets, send_ipis
+from emu.mm.tlb import Shootdown, ipi_condition, ipi_targets, send_ipis, tlbstate_at
 from emu.policy import make_policy
 
 KTHREAD_CPU = 0
@@ -251,9 +253,22 @@ class Coordinator(Component):
             state = (t, self.tid_mm[tid], 0, epoch)
         else:
             state = (t, self.tid_mm[tid], 1 if self.cpu_nthreads[cpu] == 1 else -1, epoch)
-        self.told.setdefault(cpu, []).append(state)
-        self.told_version += 1
+        self._tell(cpu, state)
         self.send(cpu, kind, payload, t)
+
+    def tell_flush(self, cpu: int, arrival: int, mm: int) -> None:
+        """A flush (IPI or local) of `mm` reaches `cpu` at `arrival`. If the CPU is lazy
+        in that mm then, flush_tlb_func() switches it to init_mm, no longer lazy
+        (switch_mm_irqs_off()): remember that until its publication shows it, or flushes
+        decided in the meantime would choose their targets on its old state, and more of
+        them the longer the window."""
+        state = tlbstate_at(self.engine.pub, cpu, arrival, self.told.get(cpu, ()))
+        if state is not None and state[1] and state[0] >= 0 and mm in (P.NO_MM, state[0]):
+            self._tell(cpu, (arrival, -1, 0, self.engine.epoch))
+
+    def _tell(self, cpu: int, state: tuple) -> None:
+        insort(self.told.setdefault(cpu, []), state, key=lambda s: s[0])   # in time order
+        self.told_version += 1
 
     def sleep_thread(self, task) -> None:
         """`task`'s thread sleeps in the kernel (I/O, a lock): it leaves its CPU, once per
@@ -299,7 +314,7 @@ class Coordinator(Component):
         flush = (req.mm, req.start, req.npages, req.new_gen)
         source = proc.source or "other"
         if cpu in req.cpumask:
-            self.send(cpu, P.LOCAL_FLUSH, flush, t)
+            self.local_flush(proc, *flush)
         # native_flush_tlb_multi() counts NR_TLB_REMOTE_FLUSH before should_flush_tlb()
         # filters out lazy CPUs: a request can count with no IPI sent
         self.initiator_stats["nr_tlb_remote_flush"][cpu] += 1
@@ -318,3 +333,4 @@ class Coordinator(Component):
 
     def local_flush(self, task, mm: int, start: int, npages: int, new_gen: int) -> None:
         self.send(task.cpu, P.LOCAL_FLUSH, (mm, start, npages, new_gen), task.t)
+        self.tell_flush(task.cpu, task.t, mm)

@@ -175,3 +175,25 @@ def test_what_the_cpu_was_told_counts_from_its_time_even_at_its_published_clock(
     assert ipi_targets(pub, (0, 1), 0, NO_MM, False, 400, told) == []
     assert ipi_targets(pub, (0, 1), 0, NO_MM, False, 399, told) == [1]   # before: running
     assert ipi_targets(pub, (0, 1), 0, NO_MM, False, 400, {}) == [1]
+
+
+def test_a_flush_the_kernel_sent_counts_before_the_cpu_publishes_it():
+    """A flush reaching a CPU lazy in the flushed mm drops it to init_mm, not lazy
+    (flush_tlb_func()); the kernel remembers that (Coordinator.tell_flush), so a batched
+    flush decided before the CPU has published it targets the CPU. Without it the target
+    set depended on whether a window boundary fell between the two flushes. A flush of
+    another mm, or one reaching a CPU that is not lazy, changes nothing."""
+    from emu.coordinator import Coordinator
+    pub = _pub([(1, True, 2), (1, True, 2), (0, False, 1)])    # CPUs 0, 1 idle in mm 1
+    for c in range(3):
+        pub[c, P.PUB_CLOCK] = 100
+    kernel = types.SimpleNamespace(engine=types.SimpleNamespace(pub=pub, epoch=5), told={},
+                                   told_version=0)
+    kernel._tell = lambda cpu, state: Coordinator._tell(kernel, cpu, state)
+    assert ipi_targets(pub, (0, 1, 2), 2, NO_MM, False, 600, kernel.told) == []
+    Coordinator.tell_flush(kernel, 0, 500, NO_MM)   # CPU 0: its task's local flush
+    Coordinator.tell_flush(kernel, 1, 500, 0)       # CPU 1: a flush of another mm
+    Coordinator.tell_flush(kernel, 2, 500, NO_MM)   # CPU 2: not lazy
+    assert set(kernel.told) == {0} and kernel.told_version == 1
+    assert ipi_targets(pub, (0, 1, 2), 2, NO_MM, False, 600, kernel.told) == [0]
+    assert ipi_targets(pub, (0, 1, 2), 2, NO_MM, False, 499, kernel.told) == []

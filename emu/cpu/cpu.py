@@ -167,7 +167,13 @@ class Cpu(Component):
     # -- the window -----------------------------------------------------------------------
     def run_window(self, start: int, end: int) -> None:
         """Run until `end`, the window's bound on how far ahead of the slowest component
-        this CPU may go; with nothing runnable, stop where the next event will be."""
+        this CPU may go; with nothing runnable, stop where the next event will be.
+
+        At equal times this CPU's own work comes first: a step that starts at an event's
+        time, or going idle then, precedes the event. An event stamped with the very time
+        this CPU reaches may be delivered before it gets there or only after (which one
+        depends on where the windows fall, e.g. a reply sent at the kernel's earliest
+        pending time, up to which the CPU runs); the order may not."""
         if not self.threads and not self._queue:
             return          # never runs anything: same results whether its rank is dormant
         x86.catch_up_after_join(self)
@@ -175,7 +181,7 @@ class Cpu(Component):
             self._stop_daemons()
         while True:
             ev_t = self._queue[0][0] if self._queue else INF
-            if ev_t <= self.clock:
+            if ev_t < self.clock:
                 self._handle(self.pop_event())
                 continue
             wake = self._timer()
@@ -186,11 +192,15 @@ class Cpu(Component):
                 break
             th = self.current
             if th is not None and th.state == "ready":
-                self._run_thread(th, min(ev_t, wake, end))
+                self._run_thread(th, min(ev_t + 1, wake, end))
             elif th is None and self._ready_thread():
                 self._schedule()
             else:
                 self._go_idle()
+                if ev_t == self.clock:          # all of them, before choosing what runs
+                    while self._queue and self._queue[0][0] == self.clock:
+                        self._handle(self.pop_event())
+                    continue
                 nxt = min(ev_t, wake)
                 if nxt >= end:
                     break

@@ -31,8 +31,9 @@ def tlbstate_at(pub, cpu: int, t: int, told=()) -> tuple[int, int, int] | None:
     coordinator told it that its publication does not reflect yet (`told`: (time, mm,
     lazy or -1 if unknown, epoch), in time order: a thread woken by its reply runs its
     mm; a thread gone to wait for I/O leaves its CPU idle, lazy, if it is the CPU's only
-    thread). Such a message takes effect at its time, or at once if the CPU's clock had
-    passed it (the CPU then handles it late), so it counts whenever its time is <= `t`."""
+    thread; a flush reaching it lazy drops it to init_mm, Coordinator.tell_flush). Such
+    a message takes effect at its time, or at once if the CPU's clock had passed it (the
+    CPU then handles it late), so it counts whenever its time is <= `t`."""
     row = pub[cpu]
     if t >= row[P.PUB_CLOCK]:
         for ts, mm, lazy, _ in reversed(told):
@@ -127,6 +128,7 @@ def send_ipis(sender, token: int, initiator: int, targets, flush, t: int,
     lat, per = cost["ipi_latency_ns"], cost["ipi_per_target_ns"]
     for i, c in enumerate(targets):
         sender.send(c, IPI, (token, initiator, *flush, t, condition), t + lat + i * per)
+        sender.tell_flush(c, t + lat + i * per, flush[0])
     return len(targets) * per
 
 

@@ -124,11 +124,13 @@ def send_ipis(sender, token: int, initiator: int, targets, flush, t: int,
     """The sending half of native_flush_tlb_multi(): one IPI message per target, each a
     little later than the last; returns the time the initiator spends sending. Each IPI
     carries its send time and `condition`, so a target whose state the initiator could
-    not know (tlbstate_at() None) can tell whether the kernel would have sent it."""
+    not know (tlbstate_at() None) can tell whether the kernel would have sent it. The
+    sender notes what each arrival does to its target's lazy state (tell_flush)."""
     lat, per = cost["ipi_latency_ns"], cost["ipi_per_target_ns"]
     for i, c in enumerate(targets):
-        sender.send(c, IPI, (token, initiator, *flush, t, condition), t + lat + i * per)
-        sender.tell_flush(c, t + lat + i * per, flush[0])
+        arrival = t + lat + i * per
+        sender.send(c, IPI, (token, initiator, *flush, t, condition), arrival)
+        sender.tell_flush(c, arrival, flush[0])
     return len(targets) * per
 
 

@@ -27,7 +27,14 @@ from emu.mm import (
     vmscan,
 )
 from emu.mm.kernel import Kernel
-from emu.mm.tlb import Shootdown, ipi_condition, ipi_targets, send_ipis, tlbstate_at
+from emu.mm.tlb import (
+    Shootdown,
+    drops_lazy_mm,
+    ipi_condition,
+    ipi_targets,
+    send_ipis,
+    tlbstate_at,
+)
 from emu.policy import make_policy
 
 KTHREAD_CPU = 0
@@ -263,7 +270,7 @@ class Coordinator(Component):
         decided in the meantime would choose their targets on its old state, and more of
         them the longer the window."""
         state = tlbstate_at(self.engine.pub, cpu, arrival, self.told.get(cpu, ()))
-        if state is not None and state[1] and state[0] >= 0 and mm in (P.NO_MM, state[0]):
+        if state is not None and drops_lazy_mm(state[0], state[1], mm):
             self._tell(cpu, (arrival, -1, 0, self.engine.epoch))
 
     def _tell(self, cpu: int, state: tuple) -> None:

@@ -74,7 +74,6 @@ def test_a_cpu_never_sends_before_its_answer_bound(tmp_path):
     assert beyond_request > 0                   # the touch's lookahead was used
 
 
-
 def _two_threads_faulting(tmp_path):
     """A CPU running two threads of one process, each touching its half of 16 pages, of
     which two are not mapped: each thread faults once, thread 0 first."""

@@ -93,6 +93,14 @@ def wants_ipi(loaded: int, lazy: bool, mm: int, trim: bool) -> bool:
     return mm == NO_MM or loaded == mm or trim   # batched flush: every non-lazy CPU
 
 
+def drops_lazy_mm(loaded: int, lazy: bool, mm: int) -> bool:
+    """Whether a flush of `mm` reaching a CPU in this state switches it to init_mm, not
+    lazy (flush_tlb_func(): a lazy CPU drops the borrowed mm instead of flushing it).
+    The target applies it (flush_tlb_func below); the initiator predicts it for the CPUs
+    it flushes (Coordinator.tell_flush)."""
+    return lazy and loaded >= 0 and mm in (NO_MM, loaded)
+
+
 # how a target decides whether the kernel would have sent it the IPI (send_ipis, Cpu._on_ipi)
 IPI_ALWAYS, IPI_IF_WANTED, IPI_IF_WANTED_TRIM = 0, 1, 2
 
@@ -151,7 +159,7 @@ def flush_tlb_func(cpu, mm: int, start: int, npages: int, new_gen: int, local: b
         return
     if cpu.loaded_mm < 0:
         return                           # init_mm: no user entries
-    if cpu.is_lazy and not switched_since:
+    if drops_lazy_mm(cpu.loaded_mm, cpu.is_lazy and not switched_since, mm):
         cpu.switch_to_init_mm()          # lazy: drop the borrowed mm instead of flushing
         return
     slot = cpu.slots[cpu.loaded_slot]
